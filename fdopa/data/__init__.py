@@ -1,0 +1,1 @@
+"""Cohort data: layout, validation, the synthetic FDOPA cohort, transforms and datamodules."""

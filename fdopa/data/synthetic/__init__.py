@@ -1,0 +1,6 @@
+"""The synthetic [18F]F-DOPA PET cohort generator (SPEC §5): the embedded default data set."""
+
+from fdopa.data.synthetic.cohort import generate_cohort
+from fdopa.data.synthetic.config import SynthConfig
+
+__all__ = ["SynthConfig", "generate_cohort"]

@@ -1,0 +1,188 @@
+"""Generate a whole synthetic cohort and write it in the SPEC §2 layout, atomically.
+
+The cohort is built in a hidden temporary directory next to the target and renamed into place
+only when every subject is written, so an interrupted run never leaves a half-written cohort.
+Subjects are generated in parallel (joblib); subject ``i`` depends only on ``(seed, i)``, so the
+result is identical whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from fdopa import __version__
+from fdopa.data.layout import SubjectPaths
+from fdopa.data.synthetic.config import SynthConfig
+from fdopa.data.synthetic.subject import SyntheticSubject, build_subject
+from fdopa.data.synthetic.tracer import Framing
+
+log = logging.getLogger(__name__)
+
+#: Static-image sidecar fields shared by every subject.
+_PET_SIDECAR: dict[str, Any] = {
+    "Modality": "PT",
+    "Manufacturer": "fdopa synthetic",
+    "TracerName": "FDOPA",
+    "TracerRadionuclide": "F18",
+    "Units": "g/mL",
+    "SUVType": "body weight",
+    "InjectedRadioactivityUnits": "MBq",
+    "BodyWeightUnits": "kg",
+    "ModeOfAdministration": "bolus",
+    "TimeZero": "10:00:00",
+    "ScanStart": 0,
+    "InjectionStart": 0,
+    "ImageDecayCorrected": True,
+    "ImageDecayCorrectionTime": 0,
+    "AttenuationCorrection": "synthetic",
+}
+
+
+def _write_nifti(
+    path: Path, data: np.ndarray, affine: np.ndarray, *, seconds: bool = False
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = nib.Nifti1Image(data, affine)
+    image.header.set_xyzt_units("mm", "sec" if seconds else None)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    nib.save(image, path)
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+
+
+def _sidecars(subject: SyntheticSubject, window_s: tuple[float, float]) -> tuple[dict, dict]:
+    """Static and dynamic sidecars: physically consistent timing, dose and body weight."""
+    common = {
+        **_PET_SIDECAR,
+        "InjectedRadioactivity": subject.participant["injected_mbq"],
+        "BodyWeight": subject.participant["weight_kg"],
+        "ImageDecayCorrectionTime": 0,
+    }
+    static_framing = Framing((window_s[0],), (window_s[1] - window_s[0],))
+    return {**common, **static_framing.to_bids()}, {**common, **subject.framing.to_bids()}
+
+
+def write_subject(root: Path, subject: SyntheticSubject, config: SynthConfig) -> None:
+    """Write one subject's images, labels, sidecars and ground truth under ``root``."""
+    paths = SubjectPaths(root, subject.participant_id)
+    clean = paths.noise_free
+    static_sidecar, dynamic_sidecar = _sidecars(subject, config.static_window_s)
+    _write_nifti(paths.static_pet, subject.static, subject.affine)
+    _write_json(paths.static_sidecar, static_sidecar)
+    _write_nifti(clean.static_pet, subject.static_clean, subject.affine)
+    _write_json(clean.static_sidecar, static_sidecar)
+    if subject.dynamic is not None and subject.dynamic_clean is not None:
+        _write_nifti(paths.dynamic_pet, subject.dynamic, subject.affine, seconds=True)
+        _write_json(paths.dynamic_sidecar, dynamic_sidecar)
+        _write_nifti(clean.dynamic_pet, subject.dynamic_clean, subject.affine, seconds=True)
+        _write_json(clean.dynamic_sidecar, dynamic_sidecar)
+    if subject.flair is not None:
+        _write_nifti(paths.flair, subject.flair, subject.affine)
+    _write_nifti(paths.labels, subject.labels, subject.affine)
+    _write_nifti(paths.manual_labels, subject.manual, subject.affine)
+    _write_json(paths.truth, subject.truth)
+
+
+def _generate_one(config: SynthConfig, root: Path, participant_id: str,
+                  seed: np.random.SeedSequence, dynamic: bool) -> dict[str, Any]:  # fmt: skip
+    subject = build_subject(config, participant_id, seed, dynamic)
+    write_subject(root, subject, config)
+    return subject.participant
+
+
+def _dataset_description(config: SynthConfig) -> dict[str, Any]:
+    return {
+        "Name": f"fdopa synthetic {config.cohort} FDOPA PET cohort",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "raw",
+        "GeneratedBy": [{"Name": "fdopa", "Version": __version__}],
+        "fdopa_synth": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(config).items()},
+    }
+
+
+@contextmanager
+def _staging(out: Path, overwrite: bool) -> Iterator[Path]:
+    """A temporary directory beside ``out`` that replaces ``out`` when the block succeeds."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: exists and is not a directory")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out}: output directory is not empty (use --overwrite)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+
+
+def generate_cohort(
+    config: SynthConfig,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    n_jobs: int = 1,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Generate a synthetic cohort into ``out`` (SPEC §2 layout).
+
+    Args:
+        config: Generator configuration.
+        out: Target directory; must be absent or empty unless ``overwrite``.
+        overwrite: Replace a non-empty ``out``.
+        n_jobs: Parallel worker processes (joblib); ``-1`` uses every core.
+        progress: Show a progress bar.
+
+    Returns:
+        The ``participants.tsv`` table.
+
+    Raises:
+        FileExistsError: If ``out`` is not empty and ``overwrite`` is false.
+    """
+    out = Path(out)
+    dynamic_rng = np.random.default_rng([config.seed, 0])
+    n_dynamic = round(config.dynamic_fraction * config.n)
+    dynamic = np.zeros(config.n, bool)
+    dynamic[dynamic_rng.choice(config.n, n_dynamic, replace=False)] = True
+    seeds = np.random.SeedSequence([config.seed, 1]).spawn(config.n)
+    ids = config.participant_ids()
+
+    with _staging(out, overwrite) as root:
+        jobs = (
+            delayed(_generate_one)(config, root, pid, seed, bool(dyn))
+            for pid, seed, dyn in zip(ids, seeds, dynamic, strict=True)
+        )
+        rows: list[dict[str, Any]] = []
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn())  # fmt: skip
+        with Progress(*columns, disable=not progress, transient=False) as bar:
+            task = bar.add_task(f"synth {config.cohort} ({config.grid})", total=config.n)
+            runner = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+            for row in runner(jobs):
+                rows.append(row)
+                bar.advance(task)
+        table = pd.DataFrame(rows).sort_values("participant_id").reset_index(drop=True)
+        table.to_csv(root / "participants.tsv", sep="\t", index=False)
+        _write_json(root / "dataset_description.json", _dataset_description(config))
+    log.info("wrote %d subjects to %s", config.n, out)
+    return table

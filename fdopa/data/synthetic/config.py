@@ -1,0 +1,85 @@
+"""Configuration of the synthetic cohort generator, validated on construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fdopa.data.synthetic.geometry import GRIDS
+from fdopa.data.synthetic.tracer import Framing
+
+COHORTS: tuple[str, ...] = ("adult", "paediatric")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Options of :func:`fdopa.data.synthetic.generate_cohort`.
+
+    Attributes:
+        cohort: ``adult`` or ``paediatric`` (age scaling, location priors, noise level).
+        n: Number of subjects (> 0).
+        grid: Output grid, ``standard`` (2 mm) or ``tiny`` (4 mm).
+        dynamic_fraction: Fraction of subjects with a 4D dynamic image, in [0, 1].
+        seed: Seed of the whole cohort; subject ``i`` depends only on ``(seed, i)``.
+        framing: Dynamic framing as ``NxD`` groups in seconds, starting at injection.
+        static_window_s: Static image window (s after injection); the dynamic frames must
+            tile it exactly.
+        flair: Whether to write the FLAIR-like MRI channel.
+        noise: ``False`` writes noise-free images in place of the noisy ones.
+        parameter_cv: Between-subject CV of every kinetic rate (SPEC: 0.15–0.25).
+        cov_range: Target voxel CoV of normal brain on the static image (adults; children
+            ×1.2–1.5).
+        noise_fwhm_mm: Range of the noise-correlation FWHM (mm).
+        prefix: Participant label prefix; defaults to ``ad`` (adult) or ``pd`` (paediatric).
+    """
+
+    cohort: str = "paediatric"
+    n: int = 40
+    grid: str = "tiny"
+    dynamic_fraction: float = 0.3
+    seed: int = 0
+    framing: str = "6x10,4x30,7x60,10x120"
+    static_window_s: tuple[float, float] = (600.0, 1800.0)
+    flair: bool = True
+    noise: bool = True
+    parameter_cv: float = 0.2
+    cov_range: tuple[float, float] = (0.10, 0.15)
+    noise_fwhm_mm: tuple[float, float] = (2.0, 4.0)
+    prefix: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.cohort not in COHORTS:
+            raise ValueError(f"cohort: unknown cohort {self.cohort!r}; choose one of {COHORTS}")
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n <= 0:
+            raise ValueError(
+                f"n: the number of subjects must be a positive integer, got {self.n!r}"
+            )
+        if self.grid not in GRIDS:
+            raise ValueError(
+                f"grid: unknown output grid {self.grid!r}; choose one of {sorted(GRIDS)}"
+            )
+        if not 0.0 <= self.dynamic_fraction <= 1.0:
+            raise ValueError(f"dynamic_fraction: must lie in [0, 1], got {self.dynamic_fraction}")
+        if not 0.0 <= self.parameter_cv < 1.0:
+            raise ValueError(f"parameter_cv: must lie in [0, 1), got {self.parameter_cv}")
+        framing = Framing.from_spec(self.framing)
+        start, end = self.static_window_s
+        edges = np.concatenate([framing.starts_s, framing.ends_s])
+        if not (0 <= start < end <= framing.ends_s[-1] + 1e-6) or not all(
+            np.isclose(edges, t).any() for t in (start, end)
+        ):
+            raise ValueError(
+                f"static_window_s: {self.static_window_s} must start and end on frame edges of "
+                f"framing {self.framing!r}"
+            )
+
+    @property
+    def label_prefix(self) -> str:
+        """Participant label prefix (``ad`` or ``pd`` unless set)."""
+        return self.prefix or ("ad" if self.cohort == "adult" else "pd")
+
+    def participant_ids(self) -> list[str]:
+        """Participant labels ``sub-<prefix>NNN`` of the cohort."""
+        width = max(3, len(str(self.n)))
+        return [f"sub-{self.label_prefix}{i + 1:0{width}d}" for i in range(self.n)]

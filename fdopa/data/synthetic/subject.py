@@ -1,0 +1,334 @@
+"""One synthetic subject: anatomy → kinetics → image formation → labels, truth and outcome.
+
+Every tissue class is a *compartment*: a 1 mm fractional map with one kinetic curve. Because
+the PSF blur and the block-average resampling are linear and each compartment's curve is
+spatially constant, the noise-free image of frame ``f`` is exactly ``Σ_k W_k · TAC_k(f)`` with
+``W_k`` the blurred, resampled map — one blur per compartment instead of one per frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fdopa.data.synthetic import geometry, imaging, lesion, outcomes
+from fdopa.data.synthetic.anatomy import load_anatomy
+from fdopa.data.synthetic.config import SynthConfig
+from fdopa.data.synthetic.delineation import manual_delineation
+from fdopa.data.synthetic.tracer import (
+    Framing,
+    KineticParams,
+    decay_correction_factors,
+    sample_parameters,
+    simulate_tacs,
+    static_window_mean,
+)
+from fdopa.kinetics.presets import PRESETS
+from fdopa.kinetics.reference import reference_indices
+
+#: Compartments of the image model, in the order of the weight maps.
+COMPARTMENTS: tuple[str, ...] = ("cortex", "white_matter", "striatum", "tumour", "necrosis")
+
+
+@dataclass
+class SyntheticSubject:
+    """Everything written for one subject (arrays on the output grid, float32 SUV).
+
+    Attributes:
+        participant_id: BIDS label with the ``sub-`` prefix.
+        affine: Output-grid affine.
+        static: Noisy static image.
+        static_clean: Noise-free static image.
+        labels: Reference label map (SPEC §1), uint8.
+        manual: Manual-delineation variant of the label map, uint8.
+        dynamic: Noisy 4D image, or ``None`` for a static-only subject.
+        dynamic_clean: Noise-free 4D image, or ``None``.
+        flair: FLAIR-like channel, or ``None``.
+        framing: Frame timing of the dynamic image (also used for the kinetic truth).
+        participant: Row of ``participants.tsv``.
+        truth: Ground-truth record (JSON-serialisable).
+    """
+
+    participant_id: str
+    affine: np.ndarray
+    static: np.ndarray
+    static_clean: np.ndarray
+    labels: np.ndarray
+    manual: np.ndarray
+    dynamic: np.ndarray | None
+    dynamic_clean: np.ndarray | None
+    flair: np.ndarray | None
+    framing: Framing
+    participant: dict[str, Any] = field(default_factory=dict)
+    truth: dict[str, Any] = field(default_factory=dict)
+
+
+def _compartment_maps(
+    rng: np.random.Generator,
+    cohort: str,
+    age: float,
+    location: str,
+    volume_ml: float,
+    necrotic: bool,
+) -> tuple[dict[str, np.ndarray], geometry.Warp, lesion.Lesion]:
+    """Warp the template and a new lesion into a subject; 1 mm fractional maps."""
+    anatomy = load_anatomy()
+    scale = geometry.age_scale(age, rng) if cohort == "paediatric" else geometry.age_scale(99, rng)
+    warp = geometry.Warp.random(rng, scale)
+    found = lesion.make_lesion(
+        rng, anatomy, location, volume_ml, scale=float(np.mean(warp.scale)), necrotic=necrotic
+    )
+    coords = warp.template_coordinates(anatomy.affine)
+
+    def pull(volume: np.ndarray) -> np.ndarray:
+        return np.clip(geometry.pull(volume, coords), 0.0, 1.0)
+
+    tumour, necrosis = pull(found.tumour), pull(found.necrosis)
+    active = np.clip(
+        geometry.pull((found.tumour - found.necrosis) * found.heterogeneity, coords), 0, None
+    )
+    striatum_raw = pull(anatomy.mask("striatum_left") | anatomy.mask("striatum_right"))
+    gm, wm, brain = pull(anatomy.gm), pull(anatomy.wm), pull(anatomy.brain)
+    healthy = 1.0 - tumour
+    maps = {
+        "cortex": np.clip(gm - striatum_raw, 0, 1) * healthy,
+        "white_matter": wm * healthy,
+        "striatum": striatum_raw * healthy,
+        "tumour": active,
+        "necrosis": necrosis,
+        # Label fractions and the FLAIR channel (not compartments).
+        "label_tumour": tumour,
+        "label_brain": np.clip(np.clip(gm + wm, 0, 1) - striatum_raw, 0, 1) * healthy,
+        "csf": np.clip(brain - gm - wm, 0, 1) * healthy,
+        "extent": pull(found.extent),
+    }
+    return maps, warp, found
+
+
+def _label_map(maps: dict[str, np.ndarray], factor: int) -> np.ndarray:
+    """Label of the class with the largest volume fraction in each output voxel."""
+    fractions = np.stack(
+        [geometry.block_mean(maps[k], factor) for k in ("label_brain", "striatum", "label_tumour")]
+    )
+    background = 1.0 - fractions.sum(axis=0, keepdims=True)
+    return np.argmax(np.concatenate([background, fractions]), axis=0).astype(np.uint8)
+
+
+def _flair(rng: np.random.Generator, maps: dict[str, np.ndarray], factor: int) -> np.ndarray:
+    """FLAIR-like image: GM > WM > CSF, the lesion extent hyperintense, 2 % noise."""
+    tissue = 0.75 * (maps["cortex"] + maps["striatum"]) + 0.5 * maps["white_matter"]
+    tissue += 0.15 * maps["csf"]
+    extent = maps["extent"]
+    image = tissue * (1 - extent) + 1.25 * extent
+    image = geometry.block_mean(imaging.psf_blur(image, 2.0), factor) * 1000.0
+    image += rng.normal(0.0, 10.0, image.shape) * (image > 1.0)
+    return image.astype(np.float32)
+
+
+def _noise(
+    rng: np.random.Generator,
+    clean: np.ndarray,
+    framing: Framing,
+    normal_brain: np.ndarray,
+    target_cov: float,
+    config: SynthConfig,
+    factor: int,
+) -> tuple[np.ndarray, float]:
+    """Noisy frames with the gain solved so the static image has the target CoV."""
+    fwhm = float(rng.uniform(*config.noise_fwhm_mm))
+    unit = imaging.noisy_frames(
+        rng,
+        clean,
+        decay_correction_factors(framing),
+        np.asarray(framing.durations_s),
+        fwhm_mm=fwhm,
+        voxel_mm=float(factor),
+    )
+    starts, durations = np.asarray(framing.starts_s), np.asarray(framing.durations_s)
+    window = config.static_window_s
+    static_clean = imaging.window_mean(clean, starts, durations, window)
+    static_noise = imaging.window_mean(unit, starts, durations, window)
+    gain = imaging.noise_gain(static_noise, static_clean, normal_brain, target_cov)
+    return clean + np.float32(gain) * unit, gain
+
+
+def build_subject(
+    config: SynthConfig, participant_id: str, seed: np.random.SeedSequence, dynamic: bool
+) -> SyntheticSubject:
+    """Generate one subject.
+
+    Args:
+        config: Generator configuration.
+        participant_id: BIDS label with the ``sub-`` prefix.
+        seed: The subject's own seed sequence (independent of generation order).
+        dynamic: Whether the subject has a 4D dynamic image.
+
+    Returns:
+        The :class:`SyntheticSubject`.
+    """
+    rng = np.random.default_rng(seed)
+    cohort, factor = config.cohort, geometry.grid_factor(config.grid)
+    age = outcomes.draw_age(rng, cohort)
+    weight = outcomes.draw_body_weight(rng, age)
+    site = str(rng.choice(list(outcomes.SITES)))
+    psf = outcomes.draw_psf_fwhm(rng, site)
+    location = lesion.draw_location(rng, cohort)
+    grade, kinetic_class = lesion.draw_kinetic_class(rng, location)
+    volume_ml = lesion.draw_volume_ml(rng, location)
+    necrotic = grade == "HGG" and volume_ml > 6.0 and bool(rng.random() < 0.6)
+    maps, warp, found = _compartment_maps(rng, cohort, age, location, volume_ml, necrotic)
+
+    weights = np.stack(
+        [geometry.block_mean(imaging.psf_blur(maps[c], psf), factor) for c in COMPARTMENTS]
+    )
+    labels = _label_map(maps, factor)
+    affine = geometry.output_affine(factor)
+
+    kinetic_regions = {"tumour": kinetic_class}
+    params: dict[str, KineticParams] = {
+        c: sample_parameters(rng, kinetic_regions.get(c, c), config.parameter_cv)
+        for c in COMPARTMENTS
+    }
+    framing = Framing.from_spec(config.framing)
+    sim = simulate_tacs(params, framing)
+    frame_tacs = np.stack([sim["frames"][c] for c in COMPARTMENTS])  # (K, F)
+    clean4d = np.tensordot(weights, frame_tacs, axes=([0], [0])).astype(np.float32)
+    window_tacs = static_window_mean(
+        sim, start_min=config.static_window_s[0] / 60, end_min=config.static_window_s[1] / 60
+    )
+    static_clean = np.tensordot(
+        weights, np.array([window_tacs[c] for c in COMPARTMENTS]), axes=([0], [0])
+    ).astype(np.float32)
+
+    target_cov = float(rng.uniform(*config.cov_range))
+    if cohort == "paediatric":
+        target_cov *= float(rng.uniform(1.2, 1.5))
+    static_framing = Framing((config.static_window_s[0],), (np.diff(config.static_window_s)[0],))
+    normal_brain = labels == 1
+    if dynamic:
+        noisy4d, gain = _noise(rng, clean4d, framing, normal_brain, target_cov, config, factor)
+        static = imaging.window_mean(
+            noisy4d,
+            np.asarray(framing.starts_s),
+            np.asarray(framing.durations_s),
+            config.static_window_s,
+        )
+    else:
+        noisy, gain = _noise(
+            rng, static_clean[..., None], static_framing, normal_brain, target_cov, config, factor
+        )
+        noisy4d, static = None, noisy[..., 0]
+    if not config.noise:
+        static, noisy4d = static_clean.copy(), (clean4d.copy() if dynamic else None)
+
+    manual = manual_delineation(rng, labels, static, affine)
+    flair = _flair(rng, maps, factor) if config.flair else None
+
+    timing = {
+        "frame_start_s": np.asarray(framing.starts_s),
+        "frame_duration_s": np.asarray(framing.durations_s),
+    }
+    indices = {
+        name: reference_indices(
+            static_clean,
+            labels,
+            affine,
+            preset,
+            dynamic=clean4d if dynamic else None,
+            **(timing if dynamic else {}),
+            participant_id=participant_id,
+        )
+        for name, preset in PRESETS.items()
+    }
+    kinetic = reference_indices(
+        static_clean,
+        labels,
+        affine,
+        PRESETS["guideline"],
+        dynamic=clean4d,
+        **timing,
+        participant_id=participant_id,
+    )
+    tsr, ttp = kinetic["indices"]["tsr"], kinetic["indices"]["ttp_min"]
+    outcome = outcomes.draw_outcome(rng, tsr, ttp, grade)
+    dose = outcomes.injected_mbq(rng, weight, cohort)
+
+    voxel_ml = factor**3 / 1000.0
+    participant = {
+        "participant_id": participant_id,
+        "cohort": cohort,
+        "age": age,
+        "sex": str(rng.choice(["F", "M"])),
+        "grade": grade,
+        **vars(outcome),
+        "site": site,
+        "location": location,
+        "hemisphere": found.hemisphere,
+        "kinetic_class": kinetic_class,
+        "dynamic": int(dynamic),
+        "weight_kg": weight,
+        "injected_mbq": dose,
+    }
+    truth = {
+        "participant_id": participant_id,
+        "cohort": cohort,
+        "grid": config.grid,
+        "microparameters": {c: {**vars(p), "Ki": p.ki} for c, p in params.items()},
+        "kinetic_classes": {"tumour": kinetic_class},
+        "input_function": {"mid_min": sim["mid_min"].tolist(), "cp": sim["cp_frames"].tolist()},
+        "tacs_model": {
+            "mid_min": sim["mid_min"].tolist(),
+            **{c: sim["frames"][c].tolist() for c in COMPARTMENTS},
+        },
+        "static_window_model": window_tacs,
+        "indices": {name: result["indices"] for name, result in indices.items()},
+        "tacs_image": kinetic["tacs"],
+        "kinetic_truth": {
+            k: kinetic["indices"][k]
+            for k in (
+                "tsr",
+                "ttp_min",
+                "slope_tumour_per_h",
+                "slope_striatum_per_h",
+                "dsr",
+                "curve_pattern",
+                "ki_ref_tumour",
+                "ki_ref_striatum",
+            )
+        },
+        "outcome_model": {"log_hazard": outcomes.log_hazard(tsr, ttp, grade)},
+        "lesion": {
+            "location": location,
+            "hemisphere": found.hemisphere,
+            "centre_template_mm": found.centre_mm,
+            "target_volume_ml": volume_ml,
+            "necrotic": necrotic,
+            "heterogeneity_cv": found.heterogeneity_cv,
+            "volume_ml_1mm": float(maps["label_tumour"].sum() / 1000.0),
+            "volume_ml_labels": float((labels == 3).sum() * voxel_ml),
+        },
+        "imaging": {
+            "psf_fwhm_mm": psf,
+            "target_cov": target_cov,
+            "noise_gain": gain,
+            "noise": config.noise,
+        },
+        "warp": {k: v for k, v in vars(warp).items() if k != "seed"},
+        "brain_ml": float((labels > 0).sum() * voxel_ml),
+    }
+    return SyntheticSubject(
+        participant_id=participant_id,
+        affine=affine,
+        static=static.astype(np.float32),
+        static_clean=static_clean,
+        labels=labels,
+        manual=manual,
+        dynamic=None if noisy4d is None else noisy4d.astype(np.float32),
+        dynamic_clean=clean4d if dynamic else None,
+        flair=flair,
+        framing=framing,
+        participant=participant,
+        truth=truth,
+    )
