@@ -1,0 +1,1 @@
+"""Networks, LightningModules, losses, transfer learning and inference."""

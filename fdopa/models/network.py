@@ -1,0 +1,86 @@
+"""The segmentation network: a segmentation-models-pytorch-3d U-Net built without downloads.
+
+Only encoders that ``tests/models/test_network.py`` proves buildable with one input channel
+and a forward pass are offered. Measured with smp-3d 1.0.2 / timm 0.9.7: the resnet, resnext
+(up to 32x8d), dpn, vgg, densenet, efficientnet-b0…b7 and mobileone families build; the
+``timm-*`` families (regnet, res2net, resnest, gernet, skresnet, mobilenetv3, efficientnet) and
+the se_* encoders fail inside timm (a ``strides`` keyword or ``Identity.weight`` error); mit_b*
+refuses ``in_channels != 3``. resnext101_32x16d/32d/48d build but hold 0.3–1.6 billion
+parameters and are left out. ImageNet weights would be downloaded, so ``encoder_weights`` must
+be ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch.nn as nn
+
+SUPPORTED_ENCODERS: tuple[str, ...] = (
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+    "resnext50_32x4d", "resnext101_32x4d", "resnext101_32x8d",
+    "dpn68", "dpn68b", "dpn92", "dpn98", "dpn107", "dpn131",
+    "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
+    "densenet121", "densenet169", "densenet201", "densenet161",
+    "efficientnet-b0", "efficientnet-b1", "efficientnet-b2", "efficientnet-b3",
+    "efficientnet-b4", "efficientnet-b5", "efficientnet-b6", "efficientnet-b7",
+    "mobileone_s0", "mobileone_s1", "mobileone_s2", "mobileone_s3", "mobileone_s4",
+)  # fmt: skip
+
+
+def build_unet(
+    encoder_name: str = "resnet18",
+    *,
+    in_channels: int = 1,
+    classes: int = 4,
+    encoder_depth: int = 5,
+    decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
+    encoder_weights: str | None = None,
+) -> nn.Module:
+    """Build a 3D U-Net (segmentation-models-pytorch-3d) with randomly initialised weights.
+
+    Args:
+        encoder_name: One of :data:`SUPPORTED_ENCODERS`.
+        in_channels: Input channels (1 for PET; 2 with FLAIR).
+        classes: Output classes (4 for the SPEC §1 label map).
+        encoder_depth: Encoder stages. smp-3d 1.0.2 builds only depth 5: its encoders index
+            five strides while its decoder demands one stride per stage.
+        decoder_channels: Channels of each decoder block, deepest first.
+        encoder_weights: Must be ``None``: pretrained weights would be downloaded.
+
+    Returns:
+        The ``segmentation_models_pytorch_3d.Unet``.
+
+    Raises:
+        ValueError: For an unsupported encoder, a download request or mismatched depth.
+    """
+    if encoder_name not in SUPPORTED_ENCODERS:
+        raise ValueError(
+            f"model.encoder_name: {encoder_name!r} is not supported; choose one of "
+            f"{', '.join(SUPPORTED_ENCODERS)}"
+        )
+    if encoder_weights is not None:
+        raise ValueError(
+            f"model.encoder_weights: must be null, got {encoder_weights!r} (pretrained "
+            "ImageNet weights are downloaded at run time, which fdopa never does)"
+        )
+    if encoder_depth != 5:
+        raise ValueError(
+            f"model.encoder_depth: {encoder_depth} is not buildable with "
+            "segmentation-models-pytorch-3d 1.0.2, which supports only 5"
+        )
+    if len(decoder_channels) != encoder_depth:
+        raise ValueError(
+            f"model.decoder_channels: {len(decoder_channels)} entries for encoder_depth "
+            f"{encoder_depth}; give one per stage"
+        )
+    import segmentation_models_pytorch_3d as smp
+
+    return smp.Unet(
+        encoder_name=encoder_name,
+        encoder_depth=encoder_depth,
+        encoder_weights=None,
+        decoder_channels=list(decoder_channels),
+        in_channels=in_channels,
+        classes=classes,
+    )

@@ -1,0 +1,56 @@
+"""Shared fixtures: small synthetic FDOPA cohorts generated once per test session.
+
+Generation costs about 4 s per subject per core, so every test that needs a realistic cohort
+should reuse these fixtures (read-only!) instead of generating its own. The configurations are
+exposed as fixtures too, so a test can rebuild a subject with
+:func:`fdopa.data.synthetic.subject.build_subject` and the same seed derivation.
+
+Composition (checked by ``tests/data/test_synthetic.py``):
+
+* ``paediatric_cohort`` (seed 0): 8 children, 4 with a dynamic 4D image, kinetic classes
+  4 ``hgg`` + 4 ``lgg``.
+* ``adult_cohort`` (seed 1): 4 adults, static images only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fdopa.data.synthetic import SynthConfig, generate_cohort
+
+
+@pytest.fixture(scope="session")
+def paediatric_config() -> SynthConfig:
+    """Configuration of :func:`paediatric_cohort`: 8 children, tiny grid, half dynamic, seed 0."""
+    return SynthConfig(cohort="paediatric", n=8, grid="tiny", dynamic_fraction=0.5, seed=0)
+
+
+@pytest.fixture(scope="session")
+def adult_config() -> SynthConfig:
+    """Configuration of :func:`adult_cohort`: 4 adults, tiny grid, static only, seed 1."""
+    return SynthConfig(cohort="adult", n=4, grid="tiny", dynamic_fraction=0.0, seed=1)
+
+
+@pytest.fixture(scope="session")
+def paediatric_cohort(tmp_path_factory, paediatric_config) -> Path:
+    """Root of a synthetic paediatric cohort (SPEC §2 layout), generated once per session.
+
+    Built from :func:`paediatric_config` with two workers. Treat it as read-only: copy it
+    (``shutil.copytree``) before modifying anything.
+    """
+    root = tmp_path_factory.mktemp("synth_paediatric") / "cohort"
+    generate_cohort(paediatric_config, root, n_jobs=2, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def adult_cohort(tmp_path_factory, adult_config) -> Path:
+    """Root of a synthetic adult cohort (SPEC §2 layout), generated once per session.
+
+    Built from :func:`adult_config` with two workers. Treat it as read-only.
+    """
+    root = tmp_path_factory.mktemp("synth_adult") / "cohort"
+    generate_cohort(adult_config, root, n_jobs=2, progress=False)
+    return root
