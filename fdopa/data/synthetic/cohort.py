@@ -2,8 +2,8 @@
 
 The cohort is built in a hidden temporary directory next to the target and renamed into place
 only when every subject is written, so an interrupted run never leaves a half-written cohort.
-Subjects are generated in parallel (joblib); subject ``i`` depends only on ``(seed, i)``, so the
-result is identical whatever the number of workers.
+Subjects are generated in parallel (joblib); subject ``i`` depends only on ``(seed, i)`` and its
+dynamic flag, so the result is identical whatever the number of workers.
 """
 
 from __future__ import annotations

@@ -21,7 +21,9 @@ class SynthConfig:
         n: Number of subjects (> 0).
         grid: Output grid, ``standard`` (2 mm) or ``tiny`` (4 mm).
         dynamic_fraction: Fraction of subjects with a 4D dynamic image, in [0, 1].
-        seed: Seed of the whole cohort; subject ``i`` depends only on ``(seed, i)``.
+        seed: Seed of the whole cohort. Subject ``i`` depends only on ``(seed, i)`` and on
+            whether it is drawn as dynamic (an exact count, chosen from ``seed``, ``n`` and
+            ``dynamic_fraction``).
         framing: Dynamic framing as ``NxD`` groups in seconds, starting at injection.
         static_window_s: Static image window (s after injection); the dynamic frames must
             tile it exactly.
@@ -63,7 +65,12 @@ class SynthConfig:
             raise ValueError(f"dynamic_fraction: must lie in [0, 1], got {self.dynamic_fraction}")
         if not 0.0 <= self.parameter_cv < 1.0:
             raise ValueError(f"parameter_cv: must lie in [0, 1), got {self.parameter_cv}")
-        framing = Framing.from_spec(self.framing)
+        try:
+            framing = Framing.from_spec(self.framing)
+        except ValueError as err:
+            raise ValueError(f"framing: {err}") from err
+        if len(self.static_window_s) != 2:
+            raise ValueError(f"static_window_s: give (start, end) in s, got {self.static_window_s}")
         start, end = self.static_window_s
         edges = np.concatenate([framing.starts_s, framing.ends_s])
         if not (0 <= start < end <= framing.ends_s[-1] + 1e-6) or not all(

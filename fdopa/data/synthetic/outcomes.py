@@ -32,8 +32,8 @@ class Outcome:
 
 
 def draw_age(rng: np.random.Generator, cohort: str) -> float:
-    """Age in years: 2–17 for the paediatric cohort, 20–80 for adults."""
-    low, high = (2.0, 17.99) if cohort == "paediatric" else (20.0, 80.0)
+    """Age in years, one decimal: 2.0–17.9 for the paediatric cohort, 20–80 for adults."""
+    low, high = (2.0, 17.9) if cohort == "paediatric" else (20.0, 80.0)
     return float(round(rng.uniform(low, high), 1))
 
 
