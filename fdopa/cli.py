@@ -12,8 +12,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fdopa import __version__
+
+if TYPE_CHECKING:
+    from fdopa.kinetics import Preset
 
 log = logging.getLogger("fdopa")
 
@@ -60,7 +64,91 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_synth,)
+def _add_indices(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "indices",
+        help="PET indices (SPEC §3) of one scan or of a whole cohort",
+        description="Compute the SPEC §3 FDOPA PET indices (T/S, TBRmax, TBRmean, MTV, TACs, "
+        "TTP, slopes, DSR, Patlak Ki_ref) of one scan (--pet) or of a cohort (--cohort).",
+        epilog="Exit status: 0 on success, 2 for bad arguments or input (one line naming the "
+        "file and field), 1 when some cohort subjects failed (their rows carry an error).",
+    )
+    scan = parser.add_argument_group("one scan")
+    scan.add_argument("--pet", type=Path, help="3D static PET (NIfTI)")
+    scan.add_argument("--labels", type=Path, help="SPEC §1 label map on the same grid")
+    scan.add_argument("--dynamic", type=Path, help="optional 4D PET on the same grid")
+    scan.add_argument("--sidecar", type=Path,
+                      help="sidecar of --dynamic (default: its name with .json)")  # fmt: skip
+    scan.add_argument("--participant-id", help="default: the sub-XXX prefix of --pet")
+    cohort = parser.add_argument_group("a cohort (SPEC §2 layout)")
+    cohort.add_argument("--cohort", type=Path, metavar="ROOT", help="cohort root directory")
+    cohort.add_argument("--labels-from", default="derivatives/labels",
+                        help="label folder relative to ROOT (%(default)s)")  # fmt: skip
+    cohort.add_argument("--jobs", type=int, default=1, help="worker processes (-1: all cores)")
+    parser.add_argument("--preset", default="guideline", help="guideline or genoa2024")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a preset field, e.g. slab_mm=20 (repeatable)")  # fmt: skip
+    parser.add_argument("--out", type=Path, required=True,
+                        help="result JSON (one scan) or indices CSV (cohort)")  # fmt: skip
+    parser.set_defaults(func=_indices)
+
+
+def _indices(args: argparse.Namespace) -> int:
+    from fdopa.kinetics import get_preset, indices_from_files, parse_overrides
+    from fdopa.kinetics.io import write_text_atomic
+
+    preset = get_preset(args.preset, **parse_overrides(args.set))
+    if (args.pet is None) == (args.cohort is None):
+        raise ValueError("give either --pet (one scan) or --cohort (a cohort)")
+    if args.cohort is not None:
+        return _indices_cohort(args, preset)
+    if args.labels is None:
+        raise ValueError("--labels: required with --pet")
+    result = indices_from_files(
+        args.pet, args.labels, preset, dynamic_path=args.dynamic, sidecar_path=args.sidecar,
+        participant_id=args.participant_id,
+    )  # fmt: skip
+    write_text_atomic(args.out, result.to_json())
+    print(f"wrote the {preset.name} indices of {result.participant_id} to {args.out}")
+    return 0
+
+
+def _indices_cohort(args: argparse.Namespace, preset: Preset) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from fdopa.kinetics.cohort import COHORT_COLUMNS, cohort_participants, iter_cohort_indices
+    from fdopa.kinetics.io import write_text_atomic
+    from fdopa.kinetics.result import csv_text
+
+    ids = cohort_participants(args.cohort)
+    tac_dir = args.out.with_name(f"{args.out.stem}_tacs")
+    rows, failed = [], []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(f"indices {preset.name}", total=len(ids))
+        outcomes = iter_cohort_indices(
+            args.cohort, preset, participants=ids, labels_from=args.labels_from, n_jobs=args.jobs
+        )
+        for item in outcomes:
+            rows.append(item.to_row())
+            if item.error is not None:
+                failed.append(item.participant_id)
+            elif item.result is not None and item.result.tacs is not None:
+                path = tac_dir / f"{item.participant_id}_tacs.csv"
+                write_text_atomic(path, item.result.tacs.to_csv())
+            bar.advance(task)
+    rows.sort(key=lambda row: row["participant_id"])
+    write_text_atomic(args.out, csv_text(rows, COHORT_COLUMNS))
+    print(f"wrote the {preset.name} indices of {len(ids) - len(failed)}/{len(ids)} subjects to "
+          f"{args.out} (TACs in {tac_dir})")  # fmt: skip
+    if failed:
+        print(f"fdopa indices: {len(failed)} subject(s) failed: {', '.join(sorted(failed))} "
+              f"(see the error column)", file=sys.stderr)  # fmt: skip
+    return 1 if failed else 0
+
+
+_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_synth, _add_indices)
 
 
 def build_parser() -> argparse.ArgumentParser:

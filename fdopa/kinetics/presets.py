@@ -19,10 +19,11 @@ image noise and reconstruction; mean- and peak-based values are more robust.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["PRESETS", "Preset", "get_preset"]
+__all__ = ["PRESETS", "Preset", "get_preset", "parse_overrides"]
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "reference_start": ("slab", "hemisphere", "both_hemispheres"),
@@ -195,3 +196,51 @@ def get_preset(name: str, **overrides: Any) -> Preset:
     if unknown:
         raise ValueError(f"unknown Preset field(s) {unknown} for preset {name!r}")
     return dataclasses.replace(PRESETS[name], **overrides)
+
+
+def _convert(text: str, default: Any) -> Any:
+    """Convert ``text`` to the type of the field's default value."""
+    if isinstance(default, tuple):
+        items = [v for v in text.strip().strip("()[]").split(",") if v.strip()]
+        kind = type(default[0]) if default else float
+        return tuple(kind(v) for v in items)
+    return type(default)(text)
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
+    """Parse ``FIELD=VALUE`` strings (the CLI's ``--set``) into typed preset overrides.
+
+    Each value is converted to the type of the field (``float``, ``int``, ``str``, or a
+    comma-separated tuple such as ``slope_window_min=5,25``).
+
+    Args:
+        pairs: ``FIELD=VALUE`` strings.
+
+    Returns:
+        Field → converted value, ready for :func:`get_preset`.
+
+    Raises:
+        ValueError: Naming the field, for a malformed pair, an unknown field or a value that
+            cannot be converted.
+
+    Examples:
+        >>> parse_overrides(["slab_mm=20", "slope_window_min=5,25", "ttp_rule=start"])
+        {'slab_mm': 20.0, 'slope_window_min': (5.0, 25.0), 'ttp_rule': 'start'}
+    """
+    defaults = dataclasses.asdict(Preset())
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"preset override {pair!r}: expected FIELD=VALUE")
+        if key not in defaults or key == "name":
+            raise ValueError(
+                f"preset field {key!r}: unknown; fields: {sorted(set(defaults) - {'name'})}"
+            )
+        try:
+            out[key] = _convert(text, defaults[key])
+        except ValueError as err:
+            kind = type(defaults[key]).__name__
+            raise ValueError(f"preset field {key!r}: cannot read {text!r} as {kind}") from err
+    return out

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from fdopa.kinetics.names import DYNAMIC_KEYS, EXTRA_KEYS, INDEX_KEYS, TAC_REGIONS
 from fdopa.kinetics.presets import Preset, get_preset
 from fdopa.kinetics.reference_dynamic import (
     curve_pattern,
@@ -47,61 +48,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-INDEX_KEYS: tuple[str, ...] = (
-    "participant_id",
-    "preset",
-    "tumour_suvmax",
-    "tumour_suvmean",
-    "tumour_suvpeak",
-    "tumour_ml",
-    "striatum_suvmax",
-    "striatum_suvmean",
-    "reference_suvmean",
-    "reference_suvmax",
-    "reference_ml",
-    "reference_rule",
-    "tsr",
-    "tbr_max",
-    "tbr_mean",
-    "mtv_ml",
-    "measurable",
-    "ttp_min",
-    "slope_tumour_per_h",
-    "slope_striatum_per_h",
-    "dsr",
-    "curve_pattern",
-    "ki_ref_tumour",
-    "ki_ref_striatum",
-    "missing",
-)
-"""SPEC §3.4 output names, in order."""
-
-DYNAMIC_KEYS: tuple[str, ...] = INDEX_KEYS[INDEX_KEYS.index("ttp_min") : -1]
-"""The SPEC §3.4 names that need a dynamic image."""
-
-EXTRA_KEYS: tuple[str, ...] = (
-    "tumour_side",
-    "midline_x_mm",
-    "tumour_centroid_x_mm",
-    "tumour_centroid_y_mm",
-    "tumour_centroid_z_mm",
-    "striatum_rule",
-    "striatum_ml",
-    "tumour_hot_ml",
-    "mtv_threshold",
-    "tumour_tac",
-    "n_frames",
-    "slope_window_frames",
-    "slope_window_start_min",
-    "slope_window_end_min",
-    "patlak_frames",
-    "v_ref_tumour",
-    "v_ref_striatum",
-)
-"""Extra output fields that follow ``missing`` (see :func:`reference_indices`)."""
-
-_TAC_REGIONS = ("tumour", "tumour_hot", "striatum", "reference")
 
 
 def sphere_kernel(zooms: tuple[float, float, float] | np.ndarray, volume_ml: float) -> np.ndarray:
@@ -229,7 +175,7 @@ def _dynamic_indices(
         "frame_mid_min": mid_min.tolist(),
     }
     curves: dict[str, np.ndarray | None] = {}
-    for region in _TAC_REGIONS:
+    for region in TAC_REGIONS:
         tac = region_tac(dynamic, masks[region])
         curves[region] = None if tac is None else tac[0]
         tacs[f"{region}_mean"] = None if tac is None else tac[0].tolist()

@@ -1,4 +1,6 @@
-"""Reference implementation, part 1: input validation and the regions of SPEC §3.1.
+"""Reference implementation, part 1: the regions of SPEC §3.1.
+
+Input validation lives in :mod:`fdopa.kinetics.validation` (re-exported here).
 
 Geometry is always in RAS world millimetres through the affine, so a flipped or oblique storage
 order gives the same regions. Distances are between voxel centres (Euclidean, in mm, computed
@@ -14,14 +16,13 @@ import numpy as np
 from scipy import ndimage
 
 from fdopa.kinetics.presets import Preset
+from fdopa.kinetics.validation import validate_inputs
 
 __all__ = ["Regions", "derive_regions", "validate_inputs", "voxel_zooms"]
 
 logger = logging.getLogger(__name__)
 
-LABEL_VALUES = (0, 1, 2, 3)
 _GEOM_TOL_MM = 1e-6  # tolerance for the margin and slab comparisons
-_FRAME_TOL_S = 1e-3  # tolerance for the frame-overlap check
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,92 +181,3 @@ def derive_regions(labels: np.ndarray, affine: np.ndarray, preset: Preset) -> Re
         zooms=(float(zooms[0]), float(zooms[1]), float(zooms[2])),
         voxel_ml=voxel_ml,
     )
-
-
-def _finite_array(value: object, name: str) -> np.ndarray:
-    """Convert to an ndarray and reject NaN/Inf and non-numeric values, naming the argument."""
-    array = np.asarray(value)
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise ValueError(f"{name}: expected a numeric array, got dtype {array.dtype}")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name}: contains NaN or Inf")
-    return array
-
-
-def validate_inputs(
-    static: np.ndarray,
-    labels: np.ndarray,
-    affine: np.ndarray,
-    dynamic: np.ndarray | None = None,
-    frame_start_s: np.ndarray | None = None,
-    frame_duration_s: np.ndarray | None = None,
-) -> tuple[
-    np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None
-]:
-    """Check shapes, values and frame timing; return the arrays in canonical dtypes.
-
-    Args:
-        static: 3-D static image.
-        labels: 3-D label map, values in {0, 1, 2, 3} (integer-valued floats accepted).
-        affine: 4×4 voxel-to-world matrix.
-        dynamic: Optional 4-D image, frames on the last axis.
-        frame_start_s: Frame starts (s), required with ``dynamic`` (sidecar FrameTimesStart).
-        frame_duration_s: Frame durations (s), required with ``dynamic`` (FrameDuration).
-
-    Returns:
-        ``(static float64, labels int16, affine float64, dynamic, starts float64,
-        durations float64)``; the dynamic array is not copied.
-
-    Raises:
-        ValueError: Naming the offending argument (and sidecar field) on any violation.
-    """
-    static_a = _finite_array(static, "static").astype(float, copy=False)
-    if static_a.ndim != 3:
-        raise ValueError(f"static: expected a 3-D array, got shape {static_a.shape}")
-    labels_a = _finite_array(labels, "labels")
-    if labels_a.shape != static_a.shape:
-        raise ValueError(f"labels: shape {labels_a.shape} differs from static {static_a.shape}")
-    bad = ~np.isin(labels_a, LABEL_VALUES)
-    if bad.any():
-        raise ValueError(
-            f"labels: values {np.unique(labels_a[bad])[:10].tolist()} not in {LABEL_VALUES}"
-        )
-    affine_a = _finite_array(affine, "affine").astype(float, copy=False)
-    if affine_a.shape != (4, 4) or abs(np.linalg.det(affine_a[:3, :3])) == 0:
-        raise ValueError(f"affine: expected an invertible 4x4 matrix, got shape {affine_a.shape}")
-
-    if dynamic is None:
-        if frame_start_s is not None or frame_duration_s is not None:
-            raise ValueError("frame_start_s/frame_duration_s: given without dynamic")
-        return static_a, labels_a.astype(np.int16), affine_a, None, None, None
-
-    dynamic_a = _finite_array(dynamic, "dynamic")
-    if dynamic_a.ndim != 4 or dynamic_a.shape[:3] != static_a.shape:
-        raise ValueError(
-            f"dynamic: expected a 4-D array with spatial shape {static_a.shape}, "
-            f"got {dynamic_a.shape}"
-        )
-    n_frames = dynamic_a.shape[3]
-    timing = []
-    for value, name in (
-        (frame_start_s, "frame_start_s (FrameTimesStart)"),
-        (frame_duration_s, "frame_duration_s (FrameDuration)"),
-    ):
-        if value is None:
-            raise ValueError(f"{name}: required with dynamic")
-        arr = _finite_array(value, name).astype(float).ravel()
-        if np.ndim(value) != 1 or arr.size != n_frames:
-            raise ValueError(f"{name}: expected {n_frames} values (dynamic frames), got {arr.size}")
-        timing.append(arr)
-    starts, durations = timing
-    if (durations <= 0).any():
-        raise ValueError("frame_duration_s (FrameDuration): durations must be > 0")
-    if (starts < 0).any():
-        raise ValueError("frame_start_s (FrameTimesStart): starts must be >= 0")
-    if (np.diff(starts) <= 0).any():
-        raise ValueError("frame_start_s (FrameTimesStart): starts must be strictly increasing")
-    if (starts[1:] < starts[:-1] + durations[:-1] - _FRAME_TOL_S).any():
-        raise ValueError(
-            "frame_start_s (FrameTimesStart) / frame_duration_s (FrameDuration): frames overlap"
-        )
-    return static_a, labels_a.astype(np.int16), affine_a, dynamic_a, starts, durations

@@ -1,4 +1,7 @@
-"""Reference indices, static part: regions, ratios, MTV, SUVpeak, presets, validation.
+"""Static indices on analytic phantoms: regions, ratios, MTV, SUVpeak, presets, validation.
+
+Every test that computes indices or regions runs on both implementations (reference and fast;
+fixtures ``indices_fn`` / ``regions_fn`` of ``conftest.py``).
 
 Phantom: 40 × 24 × 24 voxels, brain box symmetric about the world midline x = 0, one striatum
 block each side (left = 2.0, right = 3.0), tumour 4.0, brain 1.0 unless a test says otherwise.
@@ -15,9 +18,7 @@ from fdopa.kinetics import (
     EXTRA_KEYS,
     INDEX_KEYS,
     PRESETS,
-    derive_regions,
     get_preset,
-    reference_indices,
     sphere_kernel,
 )
 
@@ -138,9 +139,11 @@ def test_get_preset_errors(name, overrides, match):
         ("midline", "midline", 3.0, 2.5, 1.024),  # both striata
     ],
 )
-def test_contralateral_striatum(tumour, side, striatum_max, striatum_mean, striatum_ml, flip_x):
+def test_contralateral_striatum(
+    indices_fn, tumour, side, striatum_max, striatum_mean, striatum_ml, flip_x
+):
     labels, static, affine = make_phantom(tumour, flip_x=flip_x)
-    out = reference_indices(static, labels, affine, "guideline")["indices"]
+    out = indices_fn(static, labels, affine, "guideline")["indices"]
     assert out["tumour_side"] == side
     assert out["midline_x_mm"] == pytest.approx(0.0, abs=1e-9)
     assert out["striatum_rule"] == ("both" if side == "midline" else "contralateral")
@@ -151,9 +154,9 @@ def test_contralateral_striatum(tumour, side, striatum_max, striatum_mean, stria
     assert out["tumour_ml"] == pytest.approx(64 * 0.008)
 
 
-def test_output_keys_order_and_types():
+def test_output_keys_order_and_types(indices_fn):
     labels, static, affine = make_phantom("right")
-    out = reference_indices(static, labels, affine, "guideline", participant_id="sub-007")
+    out = indices_fn(static, labels, affine, "guideline", participant_id="sub-007")
     indices = out["indices"]
     assert list(indices) == list(INDEX_KEYS) + list(EXTRA_KEYS)
     assert indices["participant_id"] == "sub-007" and indices["preset"] == "guideline"
@@ -165,16 +168,16 @@ def test_output_keys_order_and_types():
 
 @pytest.mark.parametrize("zooms", [(2.0, 2.0, 2.0), (2.0, 2.5, 3.0)])
 @pytest.mark.parametrize("tumour", ["right", "left"])
-def test_reference_slab_matches_brute_force(tumour, zooms):
+def test_reference_slab_matches_brute_force(regions_fn, tumour, zooms):
     labels, _, affine = make_phantom(tumour, zooms=zooms)
-    regions = derive_regions(labels, affine, PRESETS["guideline"])
+    regions = regions_fn(labels, affine, PRESETS["guideline"])
     expected = brute_reference(labels, affine, "slab")
     assert regions.reference_rule == "slab"
     assert expected.sum() * np.prod(zooms) / 1000 >= 2.0
     np.testing.assert_array_equal(regions.reference, expected)
 
 
-def test_constant_regions_give_exact_ratios():
+def test_constant_regions_give_exact_ratios(indices_fn):
     labels, static, affine = make_phantom("right")
     # brain intensity varies with y so that reference mean and max differ
     ramp = 1.0 + 0.05 * np.arange(SHAPE[1])[None, :, None]
@@ -182,8 +185,8 @@ def test_constant_regions_give_exact_ratios():
     reference = brute_reference(labels, affine, "slab")
     ref_mean, ref_max = static[reference].mean(), static[reference].max()
     assert ref_max > ref_mean
-    g = reference_indices(static, labels, affine, "guideline")["indices"]
-    n = reference_indices(static, labels, affine, "genoa2024")["indices"]
+    g = indices_fn(static, labels, affine, "guideline")["indices"]
+    n = indices_fn(static, labels, affine, "genoa2024")["indices"]
     for out in (g, n):
         assert (out["tumour_suvmax"], out["tumour_suvmean"]) == (4.0, 4.0)
         assert out["reference_suvmean"] == pytest.approx(ref_mean, rel=1e-12)
@@ -197,7 +200,7 @@ def test_constant_regions_give_exact_ratios():
     assert n["tbr_max"] == pytest.approx(4.0 / ref_max)
 
 
-def test_reference_fallbacks():
+def test_reference_fallbacks(indices_fn, regions_fn):
     labels, static, affine = make_phantom("right")
     slab = brute_reference(labels, affine, "slab", slab_mm=1.0)
     hemisphere = brute_reference(labels, affine, "hemisphere")
@@ -211,35 +214,35 @@ def test_reference_fallbacks():
     ]
     for min_ref_ml, rule, mask in cases:
         preset = get_preset("guideline", slab_mm=1.0, min_ref_ml=min_ref_ml)
-        regions = derive_regions(labels, affine, preset)
+        regions = regions_fn(labels, affine, preset)
         assert regions.reference_rule == rule
         np.testing.assert_array_equal(regions.reference, mask)
-        out = reference_indices(static, labels, affine, preset)["indices"]
+        out = indices_fn(static, labels, affine, preset)["indices"]
         assert out["reference_rule"] == rule
         assert out["reference_ml"] == pytest.approx(mask.sum() * 0.008)
 
 
-def test_midline_tumour_reference_uses_both_sides():
+def test_midline_tumour_reference_uses_both_sides(regions_fn):
     labels, _, affine = make_phantom("midline")
-    regions = derive_regions(labels, affine, PRESETS["guideline"])
+    regions = regions_fn(labels, affine, PRESETS["guideline"])
     x = world(affine)[:, 0].reshape(SHAPE)
     assert regions.reference_rule == "slab"
     assert regions.reference[x < 0].any() and regions.reference[x > 0].any()
 
 
-def test_mtv_threshold_and_measurable():
+def test_mtv_threshold_and_measurable(indices_fn):
     labels, static, affine = make_phantom("right")
     tumour = np.argwhere(labels == 3)  # 64 voxels, reference = brain = 1.0 exactly
     for n_hot, measurable in ((62, False), (63, True)):
         image = static.copy()
         image[tuple(tumour.T)] = 1.5  # below 1.6 × 1.0
         image[tuple(tumour[:n_hot].T)] = np.where(np.arange(n_hot) % 2, 1.6, 2.5)
-        out = reference_indices(image, labels, affine, "guideline")["indices"]
+        out = indices_fn(image, labels, affine, "guideline")["indices"]
         assert out["reference_suvmean"] == 1.0
         assert out["mtv_threshold"] == pytest.approx(1.6)
         assert out["mtv_ml"] == pytest.approx(n_hot * 0.008)
         assert out["measurable"] is measurable
-        genoa = reference_indices(image, labels, affine, "genoa2024")["indices"]
+        genoa = indices_fn(image, labels, affine, "genoa2024")["indices"]
         assert genoa["mtv_ml"] == pytest.approx(64 * 0.008) and genoa["measurable"] is True
         assert genoa["mtv_threshold"] is None
 
@@ -266,34 +269,34 @@ def test_sphere_kernel_count():
     assert abs(kernel_count((1.0, 1.0, 1.0)) - 1000) < 40
 
 
-def test_suvpeak_uniform_hotspot_and_small_tumour():
+def test_suvpeak_uniform_hotspot_and_small_tumour(indices_fn):
     labels = np.ones(SHAPE, dtype=np.int16)
     labels[0] = 0
     labels[14:23, 6:15, 6:15] = 3  # 9³ voxels = 18 mm cube, contains a 1 mL sphere
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     static = np.where(labels == 3, 4.0, 1.0)
     n = kernel_count((2.0, 2.0, 2.0))
-    assert reference_indices(static, labels, affine, "guideline")["indices"]["tumour_suvpeak"] == 4
+    assert indices_fn(static, labels, affine, "guideline")["indices"]["tumour_suvpeak"] == 4
     static[18, 10, 10] = 10.0
-    out = reference_indices(static, labels, affine, "guideline")["indices"]
+    out = indices_fn(static, labels, affine, "guideline")["indices"]
     assert out["tumour_suvpeak"] == pytest.approx((4.0 * (n - 1) + 10.0) / n, rel=1e-12)
     # tumour of one voxel: the sphere mixes it with its surroundings
     labels = np.where(labels == 3, 1, labels)
     labels[18, 10, 10] = 3
     static = np.where(labels > 0, 1.0, 0.0)
     static[18, 10, 10] = 5.0
-    out = reference_indices(static, labels, affine, "guideline")["indices"]
+    out = indices_fn(static, labels, affine, "guideline")["indices"]
     assert out["tumour_suvpeak"] == pytest.approx((5.0 + (n - 1)) / n, rel=1e-12)
 
 
 @pytest.mark.parametrize("zooms", [(2.0, 2.0, 2.0), (2.0, 2.5, 3.0)])
-def test_suvpeak_random_image_and_border(zooms):
+def test_suvpeak_random_image_and_border(indices_fn, zooms):
     rng = np.random.default_rng(3)
     labels = np.ones(SHAPE, dtype=np.int16)
     labels[30:40, 5:12, 0:6] = 3  # touches the image border (x and z)
     static = rng.gamma(4.0, 0.5, SHAPE)
     affine = np.diag([*zooms, 1.0])
-    out = reference_indices(static, labels, affine, "guideline")["indices"]
+    out = indices_fn(static, labels, affine, "guideline")["indices"]
     expected = brute_peak(static, labels == 3, zooms)
     assert out["tumour_suvpeak"] == pytest.approx(expected, rel=1e-12)
 
@@ -301,9 +304,9 @@ def test_suvpeak_random_image_and_border(zooms):
 # --- missing and validation -----------------------------------------------------------------
 
 
-def test_empty_tumour_reports_missing():
+def test_empty_tumour_reports_missing(indices_fn):
     labels, static, affine = make_phantom(None)
-    out = reference_indices(static, labels, affine, "guideline")["indices"]
+    out = indices_fn(static, labels, affine, "guideline")["indices"]
     for key in ("tumour_suvmax", "tumour_suvmean", "tumour_suvpeak", "tumour_ml"):
         assert out[key] is None and out["missing"][key] == "tumour_empty"
     for key in ("tsr", "tbr_max", "tbr_mean", "mtv_ml", "measurable"):
@@ -313,11 +316,11 @@ def test_empty_tumour_reports_missing():
     assert out["reference_rule"] == "both_hemispheres" and out["reference_suvmean"] == 1.0
 
 
-def test_empty_striatum_and_reference():
+def test_empty_striatum_and_reference(indices_fn):
     labels, static, affine = make_phantom("right")
     labels[labels == 2] = 1
     labels[labels == 1] = 0  # only the tumour remains
-    out = reference_indices(static, labels, affine, "guideline")["indices"]
+    out = indices_fn(static, labels, affine, "guideline")["indices"]
     assert out["tumour_suvmax"] == 4.0
     assert out["missing"]["striatum_suvmax"] == "striatum_empty"
     assert out["missing"]["tsr"] == "striatum_empty"
@@ -325,10 +328,10 @@ def test_empty_striatum_and_reference():
         assert out[key] is None and out["missing"][key] == "reference_empty"
 
 
-def test_zero_denominator_is_missing():
+def test_zero_denominator_is_missing(indices_fn):
     labels, static, affine = make_phantom("right")
     static[labels == 2] = 0.0
-    out = reference_indices(static, labels, affine, "guideline")["indices"]
+    out = indices_fn(static, labels, affine, "guideline")["indices"]
     assert out["tsr"] is None and out["missing"]["tsr"] == "striatum_suvmax_zero"
 
 
@@ -361,6 +364,6 @@ def _bad_inputs():
 
 
 @pytest.mark.parametrize(("args", "kwargs", "match"), _bad_inputs())
-def test_invalid_inputs_raise(args, kwargs, match):
+def test_invalid_inputs_raise(indices_fn, args, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        reference_indices(*args, "guideline", **kwargs)
+        indices_fn(*args, "guideline", **kwargs)

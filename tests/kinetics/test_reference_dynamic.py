@@ -1,4 +1,6 @@
-"""Reference indices, dynamic part: TACs, TTP, slope windows, DSR, curve pattern, Patlak.
+"""Dynamic indices on analytic TACs: TACs, TTP, slope windows, DSR, curve pattern, Patlak.
+
+Every test runs on both implementations (reference and fast; fixture ``indices_fn``).
 
 TACs are written analytically into every voxel of a region, so region means are the TACs
 themselves and every index has a closed-form answer.
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.integrate import cumulative_trapezoid
 
-from fdopa.kinetics import get_preset, reference_indices
+from fdopa.kinetics import get_preset
 
 SHAPE = (40, 24, 24)
 # irregular framing with a gap (540–560 s) and no frame starting at exactly 120 s
@@ -45,7 +47,7 @@ def make_phantom(tumour=True):
     return labels, static, affine, masks
 
 
-def run(tacs, preset="guideline", starts=STARTS, durations=DURATIONS, tumour=True, **overrides):
+def run(fn, tacs, preset="guideline", starts=STARTS, durations=DURATIONS, tumour=True, **overrides):
     """Fill each region with its TAC and compute the indices; right striatum gets junk."""
     labels, static, affine, masks = make_phantom(tumour)
     n = len(starts)
@@ -55,7 +57,7 @@ def run(tacs, preset="guideline", starts=STARTS, durations=DURATIONS, tumour=Tru
     dynamic[masks["right"]] = 1e3 * np.arange(n)  # ipsilateral: must never be used
     dynamic[masks["tumour"]] = tacs.get("tumour", np.ones(n))
     preset = get_preset(preset, **overrides)
-    return reference_indices(
+    return fn(
         static,
         labels,
         affine,
@@ -76,9 +78,9 @@ def test_framing_is_valid_and_irregular():
     ("preset", "first_frame"),
     [("guideline", int(np.argmax(MID_MIN >= 10))), ("genoa2024", 7)],  # genoa: start 125 s
 )
-def test_linear_tacs_give_exact_slopes_and_dsr(preset, first_frame):
+def test_linear_tacs_give_exact_slopes_and_dsr(indices_fn, preset, first_frame):
     tumour, striatum = 2.0 + 0.03 * MID_MIN, 1.0 + 0.05 * MID_MIN
-    out = run({"tumour": tumour, "striatum": striatum}, preset)
+    out = run(indices_fn, {"tumour": tumour, "striatum": striatum}, preset)
     indices, tacs = out["indices"], out["tacs"]
     assert indices["slope_tumour_per_h"] == pytest.approx(1.8, rel=1e-9)
     assert indices["slope_striatum_per_h"] == pytest.approx(3.0, rel=1e-9)
@@ -93,10 +95,10 @@ def test_linear_tacs_give_exact_slopes_and_dsr(preset, first_frame):
     assert indices["missing"] == {}
 
 
-def test_genoa_window_starts_at_first_frame_at_or_after_120s():
+def test_genoa_window_starts_at_first_frame_at_or_after_120s(indices_fn):
     # frames before the 125 s frame carry junk: the slope is exact only if they are excluded
     tumour = np.where(STARTS >= 125, 3.0 - 0.02 * MID_MIN, 50.0)
-    out = run({"tumour": tumour}, "genoa2024")["indices"]
+    out = run(indices_fn, {"tumour": tumour}, "genoa2024")["indices"]
     assert out["slope_tumour_per_h"] == pytest.approx(-1.2, rel=1e-9)
     assert out["slope_window_frames"] == len(STARTS) - 7
     # float jitter below 120 s still counts as "starting at 120 s"
@@ -105,27 +107,29 @@ def test_genoa_window_starts_at_first_frame_at_or_after_120s():
     durations = DURATIONS.astype(float).copy()
     durations[6:8] = [2.0 - 1e-7, 60.0 + 1e-7]
     tumour = np.where(starts >= 119, 3.0 - 0.02 * (starts + durations / 2) / 60, 50.0)
-    out = run({"tumour": tumour}, "genoa2024", starts=starts, durations=durations)["indices"]
+    out = run(indices_fn, {"tumour": tumour}, "genoa2024", starts=starts, durations=durations)[
+        "indices"
+    ]
     assert out["slope_tumour_per_h"] == pytest.approx(-1.2, rel=1e-9)
     assert out["slope_window_frames"] == len(STARTS) - 7
 
 
-def test_guideline_window_uses_mid_times_with_tolerance():
+def test_guideline_window_uses_mid_times_with_tolerance(indices_fn):
     # mid-times: 9.33 min (out), 10 min − 1e-9 s (in), …, 30 min + 1e-9 s (in), 30.4 min (out)
     starts = np.array([0.0, 530.0, 590.0, 660.0, 1200.0, 1790.0 + 1e-9, 1812.0])
     durations = np.array([60.0, 60.0, 20.0 - 2e-9, 540.0, 570.0, 20.0, 24.0])
     mid = (starts + durations / 2) / 60
     tumour = np.where((mid > 9.95) & (mid < 30.1), 1.0 + 0.1 * mid, -7.0)
-    out = run({"tumour": tumour}, starts=starts, durations=durations)["indices"]
+    out = run(indices_fn, {"tumour": tumour}, starts=starts, durations=durations)["indices"]
     assert out["slope_window_frames"] == 4
     assert out["slope_tumour_per_h"] == pytest.approx(6.0, rel=1e-9)
 
 
 @pytest.mark.parametrize(("preset", "expected"), [("guideline", "mid"), ("genoa2024", "start")])
-def test_ttp_mid_or_start(preset, expected):
+def test_ttp_mid_or_start(indices_fn, preset, expected):
     peak = 9  # frame 240–300 s
     tumour = np.exp(-(((MID_MIN - MID_MIN[peak]) / 3.0) ** 2))
-    out = run({"tumour": tumour}, preset)["indices"]
+    out = run(indices_fn, {"tumour": tumour}, preset)["indices"]
     ttp = MID_MIN[peak] if expected == "mid" else STARTS[peak] / 60
     assert out["ttp_min"] == pytest.approx(ttp, rel=1e-12)
 
@@ -145,14 +149,14 @@ def _gamma(t, peak_min):
         (2.0 + 0.002 * MID_MIN, "plateau"),  # rising by ≈ 6 %/h < eps = 10 %/h
     ],
 )
-def test_curve_pattern(tumour, pattern):
-    assert run({"tumour": tumour})["indices"]["curve_pattern"] == pattern
+def test_curve_pattern(indices_fn, tumour, pattern):
+    assert run(indices_fn, {"tumour": tumour})["indices"]["curve_pattern"] == pattern
 
 
-def test_curve_pattern_absolute_eps():
+def test_curve_pattern_absolute_eps(indices_fn):
     tumour = 20.0 + 0.01 * MID_MIN  # 0.6 per hour: 3 %/h relative
-    assert run({"tumour": tumour})["indices"]["curve_pattern"] == "plateau"
-    out = run({"tumour": tumour}, pattern_eps_mode="absolute", pattern_eps=0.5)
+    assert run(indices_fn, {"tumour": tumour})["indices"]["curve_pattern"] == "plateau"
+    out = run(indices_fn, {"tumour": tumour}, pattern_eps_mode="absolute", pattern_eps=0.5)
     assert out["indices"]["curve_pattern"] == "increasing"
 
 
@@ -161,20 +165,20 @@ def _reference_tac(t):
 
 
 @pytest.mark.parametrize(("ki_t", "v_t"), [(0.0123, 0.4), (-0.004, 1.5)])
-def test_patlak_exact_on_trapezoid_construction(ki_t, v_t):
+def test_patlak_exact_on_trapezoid_construction(indices_fn, ki_t, v_t):
     c_r = _reference_tac(MID_MIN)
     integral = cumulative_trapezoid(np.r_[0.0, c_r], np.r_[0.0, MID_MIN])
     ki_s, v_s = 0.031, 0.8
     tumour, striatum = ki_t * integral + v_t * c_r, ki_s * integral + v_s * c_r
     assert (tumour > 0).all()
-    out = run({"tumour": tumour, "striatum": striatum, "reference": c_r})["indices"]
+    out = run(indices_fn, {"tumour": tumour, "striatum": striatum, "reference": c_r})["indices"]
     assert out["ki_ref_tumour"] == pytest.approx(ki_t, rel=1e-9, abs=1e-12)
     assert out["ki_ref_striatum"] == pytest.approx(ki_s, rel=1e-9)
     assert out["v_ref_tumour"] == pytest.approx(v_t, rel=1e-9)
     assert out["patlak_frames"] == int((MID_MIN >= 10).sum())
 
 
-def test_patlak_realistic_frame_averaged_within_one_percent():
+def test_patlak_realistic_frame_averaged_within_one_percent(indices_fn):
     t = np.linspace(0, 30, 300_001)
     c_r = _reference_tac(t)
     integral = cumulative_trapezoid(c_r, t, initial=0)
@@ -191,11 +195,11 @@ def test_patlak_realistic_frame_averaged_within_one_percent():
         return np.array(out)
 
     tacs = {"tumour": frame_mean(ki * integral + v * c_r), "reference": frame_mean(c_r)}
-    out = run(tacs, starts=starts, durations=durations)["indices"]
+    out = run(indices_fn, tacs, starts=starts, durations=durations)["indices"]
     assert out["ki_ref_tumour"] == pytest.approx(ki, rel=0.01)
 
 
-def test_hot_tac_and_region_sd():
+def test_hot_tac_and_region_sd(indices_fn):
     labels, static, affine, masks = make_phantom()
     n = len(STARTS)
     static = np.where(labels == 3, 5.0, static)
@@ -207,7 +211,7 @@ def test_hot_tac_and_region_sd():
     dynamic[masks["tumour"]] = 1.0 + MID_MIN
     dynamic[hot] = 3.0 * MID_MIN
     dynamic[masks["brain"] & (np.arange(SHAPE[1]) % 2 == 0)[None, :, None]] = 3.0
-    out = reference_indices(
+    out = indices_fn(
         static, labels, affine, "guideline", dynamic=dynamic,
         frame_start_s=STARTS, frame_duration_s=DURATIONS,
     )  # fmt: skip
@@ -219,32 +223,32 @@ def test_hot_tac_and_region_sd():
     ref = np.asarray(tacs["reference_mean"])
     assert np.all((ref > 1.0) & (ref < 3.0)) and np.ptp(ref) < 1e-12
     hot_preset = get_preset("guideline", tumour_tac="tumour_hot")
-    out = reference_indices(
+    out = indices_fn(
         static, labels, affine, hot_preset, dynamic=dynamic,
         frame_start_s=STARTS, frame_duration_s=DURATIONS,
     )  # fmt: skip
     assert out["indices"]["slope_tumour_per_h"] == pytest.approx(180.0, rel=1e-9)
 
 
-def test_dynamic_missing_reasons():
+def test_dynamic_missing_reasons(indices_fn):
     linear = 1.0 + 0.05 * MID_MIN
-    out = run({"tumour": linear}, tumour=False)["indices"]
+    out = run(indices_fn, {"tumour": linear}, tumour=False)["indices"]
     for key in ("ttp_min", "slope_tumour_per_h", "dsr", "curve_pattern", "ki_ref_tumour"):
         assert out[key] is None and out["missing"][key] == "tumour_empty"
     assert out["slope_striatum_per_h"] is not None
-    out = run({"tumour": linear}, "genoa2024", slope_start_s=1700.0)["indices"]
+    out = run(indices_fn, {"tumour": linear}, "genoa2024", slope_start_s=1700.0)["indices"]
     for key in ("slope_tumour_per_h", "slope_striatum_per_h", "dsr", "curve_pattern"):
         assert out["missing"][key] == "window_has_fewer_than_2_frames"
     assert out["ttp_min"] is not None
-    out = run({"tumour": linear}, patlak_tstar_min=28.0)["indices"]
+    out = run(indices_fn, {"tumour": linear}, patlak_tstar_min=28.0)["indices"]
     assert out["missing"]["ki_ref_tumour"] == "patlak_has_fewer_than_2_frames"
-    out = run({"tumour": linear, "reference": np.zeros(len(STARTS))})["indices"]
+    out = run(indices_fn, {"tumour": linear, "reference": np.zeros(len(STARTS))})["indices"]
     assert out["missing"]["ki_ref_striatum"] == "reference_tac_nonpositive"
-    out = run({"tumour": linear, "striatum": np.ones(len(STARTS))})["indices"]
+    out = run(indices_fn, {"tumour": linear, "striatum": np.ones(len(STARTS))})["indices"]
     assert out["dsr"] is None and out["missing"]["dsr"] == "slope_striatum_per_h_zero"
 
 
-def test_full_size_volume_is_fast_and_exact():
+def test_full_size_volume_is_fast_and_exact(indices_fn):
     shape, n = (91, 109, 91), 27
     labels = np.zeros(shape, dtype=np.int16)
     labels[10:81, 10:100, 10:80] = 1
@@ -259,7 +263,7 @@ def test_full_size_volume_is_fast_and_exact():
     dynamic = np.ones((*shape, n), dtype=np.float32)
     dynamic[labels == 3] = (2.0 + 0.5 * mid).astype(np.float32)
     begin = time.perf_counter()
-    out = reference_indices(
+    out = indices_fn(
         dynamic[..., -5:].mean(axis=3), labels, affine, "genoa2024", dynamic=dynamic,
         frame_start_s=starts, frame_duration_s=durations,
     )  # fmt: skip
