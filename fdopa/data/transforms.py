@@ -1,0 +1,192 @@
+"""Preprocessing and PET-specific augmentation built on TorchIO.
+
+Preprocessing is deterministic and shared by training, validation and inference: canonical
+(RAS+) orientation, then the configured intensity normalisation of the PET channel and a z-score
+of the FLAIR channel. Augmentation pipelines are TorchIO transforms instantiated from
+``conf/augment/*.yaml``; this module adds the one TorchIO lacks, a global PET intensity scaling.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torchio as tio
+from torchio.transforms.augmentation import RandomTransform
+from torchio.transforms.intensity_transform import IntensityTransform
+
+#: Intensity normalisations of the PET channel, selected by name.
+NORMALISATIONS: tuple[str, ...] = ("suv", "zscore", "none")
+#: Input channels a cohort can provide, in the order they may be requested.
+CHANNELS: tuple[str, ...] = ("pet", "flair")
+#: Default SUV scale of the ``suv`` normalisation: brain and tumour uptake become O(1).
+DEFAULT_SUV_SCALE = 3.0
+
+
+def foreground(tensor: torch.Tensor) -> torch.Tensor:
+    """Foreground mask of an image: the voxels above the image mean (head/brain, not air).
+
+    Args:
+        tensor: Image data of shape (C, X, Y, Z).
+
+    Returns:
+        Boolean mask of the same shape.
+    """
+    return tensor > tensor.float().mean()
+
+
+class IntensityScale(IntensityTransform):
+    """Multiply intensity images by a fixed factor (label maps are left untouched).
+
+    Args:
+        factor: Multiplicative factor (> 0).
+        **kwargs: See :class:`torchio.transforms.Transform` (``include``, ``exclude``, ...).
+
+    Raises:
+        ValueError: If ``factor`` is not positive.
+
+    Examples:
+        >>> import torch, torchio as tio
+        >>> image = tio.ScalarImage(tensor=torch.ones(1, 2, 2, 2))
+        >>> float(IntensityScale(0.5)(image).data.max())
+        0.5
+    """
+
+    def __init__(self, factor: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if not factor > 0:
+            raise ValueError(f"factor: must be positive, got {factor}")
+        self.factor = float(factor)
+        self.args_names = ["factor"]
+
+    def apply_transform(self, subject: tio.Subject) -> tio.Subject:
+        """Scale every included intensity image in place (on the transform's copy)."""
+        for image in self.get_images(subject):
+            image.set_data(image.data.float() * self.factor)
+        return subject
+
+
+class RandomIntensityScale(RandomTransform, IntensityTransform):
+    """Scale PET intensities by one global factor drawn log-uniformly.
+
+    Mimics between-scanner and between-protocol calibration differences (dose, uptake time,
+    reconstruction): the factor is ``exp(U(log a, log b))``, so ``(0.8, 1.25)`` scales up and
+    down equally often. One factor is drawn per call and applied to every included intensity
+    image; label maps are never touched. The applied :class:`IntensityScale` (with its factor)
+    is recorded in the subject's history, and seeding ``torch`` reproduces it.
+
+    Args:
+        scale_range: Range ``(a, b)`` of the factor, ``0 < a <= b``; a single number ``d``
+            means ``(1 / d, d)``.
+        **kwargs: See :class:`torchio.transforms.Transform`; use ``include=["pet"]`` to
+            restrict it to the PET channel.
+
+    Raises:
+        ValueError: If the range is not positive and ordered.
+
+    Examples:
+        >>> import torch, torchio as tio
+        >>> _ = torch.manual_seed(0)
+        >>> subject = tio.Subject(pet=tio.ScalarImage(tensor=torch.ones(1, 2, 2, 2)))
+        >>> out = RandomIntensityScale((0.8, 1.25), include=["pet"])(subject)
+        >>> factor = out.get_applied_transforms()[-1].factor
+        >>> bool(torch.allclose(out["pet"].data, torch.full((1, 2, 2, 2), factor)))
+        True
+    """
+
+    def __init__(self, scale_range: float | Sequence[float] = (0.8, 1.25), **kwargs) -> None:
+        super().__init__(**kwargs)
+        if isinstance(scale_range, int | float):
+            scale_range = (1.0 / scale_range, scale_range)
+        low, high = (float(v) for v in scale_range)
+        if not 0 < low <= high:
+            raise ValueError(f"scale_range: need 0 < a <= b, got {tuple(scale_range)}")
+        self.scale_range = (low, high)
+
+    def get_params(self) -> float:
+        """Draw the factor, log-uniform in :attr:`scale_range` (torch RNG)."""
+        low, high = self.scale_range
+        return math.exp(self.sample_uniform(math.log(low), math.log(high)))
+
+    def apply_transform(self, subject: tio.Subject) -> tio.Subject:
+        """Apply :class:`IntensityScale` with a freshly drawn factor."""
+        transform = IntensityScale(self.get_params(), **self._get_base_args())
+        return transform(subject)
+
+
+def pet_normalisation(name: str, *, suv_scale: float = DEFAULT_SUV_SCALE) -> tio.Transform | None:
+    """The PET intensity normalisation called ``name`` (applied to the ``pet`` image only).
+
+    Args:
+        name: ``suv`` (divide the SUV image by ``suv_scale``), ``zscore`` (zero mean, unit
+            sample standard deviation over the :func:`foreground`) or ``none``.
+        suv_scale: SUV value mapped to 1 by ``suv``.
+
+    Returns:
+        The transform, or ``None`` for ``none``.
+
+    Raises:
+        ValueError: If ``name`` is unknown or ``suv_scale`` is not positive.
+    """
+    if name == "suv":
+        if not suv_scale > 0:
+            raise ValueError(f"suv_scale: must be positive, got {suv_scale}")
+        return IntensityScale(1.0 / suv_scale, include=["pet"])
+    if name == "zscore":
+        return tio.ZNormalization(masking_method=foreground, include=["pet"])
+    if name == "none":
+        return None
+    raise ValueError(f"normalisation: unknown {name!r}; choose one of {NORMALISATIONS}")
+
+
+def build_preprocessing(
+    channels: Sequence[str] = ("pet",),
+    normalisation: str = "suv",
+    *,
+    suv_scale: float = DEFAULT_SUV_SCALE,
+) -> tio.Compose:
+    """Deterministic preprocessing: canonical orientation, then intensity normalisation.
+
+    Every image (channels, label map, any extra copy) is reoriented to RAS+; the PET channel
+    gets :func:`pet_normalisation`, the FLAIR channel a z-score over its foreground. Images not
+    named ``pet`` or ``flair`` (for instance an unnormalised PET copy) keep their intensities.
+
+    Args:
+        channels: Input channels, a subset of :data:`CHANNELS`.
+        normalisation: PET normalisation name, one of :data:`NORMALISATIONS`.
+        suv_scale: SUV scale of the ``suv`` normalisation.
+
+    Returns:
+        The composed transform.
+
+    Raises:
+        ValueError: On an unknown channel or normalisation.
+    """
+    check_channels(channels)
+    steps: list[tio.Transform] = [tio.ToCanonical()]
+    pet = pet_normalisation(normalisation, suv_scale=suv_scale)
+    if "pet" in channels and pet is not None:
+        steps.append(pet)
+    if "flair" in channels:
+        steps.append(tio.ZNormalization(masking_method=foreground, include=["flair"]))
+    return tio.Compose(steps)
+
+
+def check_channels(channels: Sequence[str]) -> tuple[str, ...]:
+    """Validate input channel names.
+
+    Args:
+        channels: Requested channels.
+
+    Returns:
+        The channels as a tuple.
+
+    Raises:
+        ValueError: If empty, duplicated, or not in :data:`CHANNELS`.
+    """
+    channels = tuple(channels)
+    unknown = [c for c in channels if c not in CHANNELS]
+    if not channels or unknown or len(set(channels)) != len(channels):
+        raise ValueError(f"channels: need distinct names from {CHANNELS}, got {list(channels)}")
+    return channels

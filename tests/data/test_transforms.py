@@ -1,0 +1,192 @@
+"""Preprocessing (orientation, normalisation), RandomIntensityScale and the augment configs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchio as tio
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from scipy import stats
+
+from fdopa.data.transforms import (
+    IntensityScale,
+    RandomIntensityScale,
+    build_preprocessing,
+    pet_normalisation,
+)
+
+AUGMENT_DIR = Path(__file__).resolve().parents[2] / "conf" / "augment"
+AFFINE = np.diag([20.0, 20.0, 20.0, 1.0])  # a 240 x 200 x 160 mm head-sized field of view
+
+
+def subject(pet: torch.Tensor | None = None, **extra: tio.Image) -> tio.Subject:
+    """A subject with a random PET, a FLAIR and a 0–3 label map on a 12×10×8 grid."""
+    generator = torch.Generator().manual_seed(0)
+    shape = (1, 12, 10, 8)
+    pet = torch.rand(shape, generator=generator) * 4 if pet is None else pet
+    flair = torch.rand(shape, generator=generator) * 100
+    label = torch.randint(0, 4, shape, generator=generator, dtype=torch.uint8)
+    return tio.Subject(
+        pet=tio.ScalarImage(tensor=pet, affine=AFFINE),
+        flair=tio.ScalarImage(tensor=flair, affine=AFFINE),
+        label=tio.LabelMap(tensor=label, affine=AFFINE),
+        **extra,
+    )
+
+
+def factor_of(transformed: tio.Subject) -> float:
+    (applied,) = transformed.get_applied_transforms()
+    assert isinstance(applied, IntensityScale)
+    return applied.factor
+
+
+def test_random_intensity_scale_exact_and_reproducible():
+    original = subject()
+    transform = RandomIntensityScale((0.8, 1.25), include=["pet"])
+    torch.manual_seed(11)
+    first = transform(original)
+    torch.manual_seed(11)
+    again = transform(original)
+    factor = factor_of(first)
+
+    assert 0.8 <= factor <= 1.25 and factor == factor_of(again)
+    assert torch.equal(first["pet"].data, again["pet"].data)
+    assert torch.equal(first["pet"].data, original["pet"].data * factor)
+    assert torch.equal(first["flair"].data, original["flair"].data)  # not included
+    assert torch.equal(first["label"].data, original["label"].data)  # label maps never
+    torch.manual_seed(12)
+    assert factor_of(transform(original)) != factor
+
+
+def test_random_intensity_scale_without_include_spares_labels():
+    original = subject()
+    torch.manual_seed(0)
+    out = RandomIntensityScale(2.0)(original)
+    factor = factor_of(out)
+    assert 0.5 <= factor <= 2.0
+    assert torch.equal(out["flair"].data, original["flair"].data * factor)
+    assert torch.equal(out["label"].data, original["label"].data)
+
+
+def test_random_intensity_scale_is_log_uniform():
+    transform = RandomIntensityScale((0.5, 2.0))
+    torch.manual_seed(0)
+    logs = np.log([transform.get_params() for _ in range(2000)])
+    # log-factor uniform on [log 0.5, log 2]: Kolmogorov–Smirnov against the exact law
+    result = stats.kstest(logs, stats.uniform(math.log(0.5), math.log(4.0)).cdf)
+    assert result.pvalue > 0.01
+    assert abs(np.median(logs)) < 0.05  # scales up and down equally often
+
+
+def test_random_intensity_scale_probability_zero_is_identity():
+    original = subject()
+    out = RandomIntensityScale((0.5, 2.0), p=0.0)(original)
+    assert torch.equal(out["pet"].data, original["pet"].data)
+
+
+@pytest.mark.parametrize("scale_range", [(0.0, 1.0), (1.5, 1.2), -2.0])
+def test_random_intensity_scale_rejects_bad_range(scale_range):
+    with pytest.raises(ValueError, match="scale_range"):
+        RandomIntensityScale(scale_range)
+
+
+@pytest.mark.parametrize(
+    ("suv", "scale", "expected"), [(6.0, 3.0, 2.0), (6.0, 2.0, 3.0), (1.5, 3.0, 0.5)]
+)
+def test_suv_normalisation_divides_by_scale(suv, scale, expected):
+    out = build_preprocessing(("pet",), "suv", suv_scale=scale)(
+        subject(torch.full((1, 12, 10, 8), suv))
+    )
+    assert torch.allclose(out["pet"].data, torch.full((1, 12, 10, 8), expected))
+
+
+def test_zscore_normalisation_over_foreground():
+    pet = torch.zeros(1, 12, 10, 8)
+    values = torch.arange(1.0, 1.0 + 12 * 10 * 4).reshape(1, 12, 10, 4)
+    pet[..., 4:] = values  # background 0 in z < 4, foreground 1..480 above
+    out = build_preprocessing(("pet",), "zscore")(subject(pet))["pet"].data
+    # foreground = voxels above the image mean (480 · 481 / 2 / 960 = 120.25): 121..480;
+    # statistics with the sample SD (ddof 1), as TorchIO's ZNormalization
+    fg = np.arange(121.0, 481.0)
+    mean, sd = fg.mean(), fg.std(ddof=1)
+    mask = pet > pet.mean()
+    assert int(mask.sum()) == fg.size
+    expected = (pet.numpy() - mean) / sd
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert abs(out[mask].mean()) < 1e-5 and abs(out[mask].std() - 1) < 1e-5
+
+
+def test_none_normalisation_and_flair_zscore():
+    original = subject()
+    out = build_preprocessing(("pet", "flair"), "none")(original)
+    assert torch.equal(out["pet"].data, original["pet"].data)
+    flair = out["flair"].data
+    mask = original["flair"].data > original["flair"].data.mean()
+    assert abs(float(flair[mask].mean())) < 1e-5 and abs(float(flair[mask].std()) - 1) < 1e-5
+    assert torch.equal(out["label"].data, original["label"].data)
+
+
+def test_other_images_keep_their_intensities():
+    raw = tio.ScalarImage(tensor=torch.full((1, 12, 10, 8), 6.0), affine=AFFINE)
+    out = build_preprocessing(("pet",), "suv")(subject(torch.full((1, 12, 10, 8), 6.0), raw=raw))
+    assert torch.equal(out["raw"].data, raw.data) and float(out["pet"].data.max()) == 2.0
+
+
+def test_preprocessing_reorients_to_canonical():
+    pet = torch.rand(1, 12, 10, 8)
+    las = AFFINE.copy()
+    las[0, 0] = -20.0
+    label = (pet > 0.5).to(torch.uint8)
+    image = tio.Subject(
+        pet=tio.ScalarImage(tensor=pet, affine=las), label=tio.LabelMap(tensor=label, affine=las)
+    )
+    out = build_preprocessing(("pet",), "none")(image)
+    assert out["pet"].orientation == out["label"].orientation == ("R", "A", "S")
+    assert torch.equal(out["pet"].data, pet.flip(1))
+    assert torch.equal(out["label"].data, label.flip(1))
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: pet_normalisation("minmax"), "normalisation"),
+        (lambda: pet_normalisation("suv", suv_scale=0.0), "suv_scale"),
+        (lambda: build_preprocessing(("pet", "pet")), "channels"),
+        (lambda: build_preprocessing(()), "channels"),
+    ],
+)
+def test_invalid_preprocessing(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize("name", ["none", "default", "strong"])
+def test_augment_configs_instantiate_to_transforms(name):
+    transform = instantiate(OmegaConf.load(AUGMENT_DIR / f"{name}.yaml"))
+    assert isinstance(transform, tio.Transform)
+    original = subject()
+    torch.manual_seed(0)
+    out = transform(original)
+    assert out["pet"].shape == original["pet"].shape
+    assert set(out["label"].data.unique().tolist()) <= {0, 1, 2, 3}  # nearest-neighbour labels
+    if name == "none":
+        assert torch.equal(out["pet"].data, original["pet"].data)
+    else:
+        names = {type(t).__name__ for t in transform.transforms}
+        assert {
+            "RandomAffine",
+            "RandomElasticDeformation",
+            "RandomFlip",
+            "RandomGamma",
+            "RandomNoise",
+            "RandomBlur",
+            "RandomBiasField",
+            "RandomIntensityScale",
+        } <= names
+        flips = [t for t in transform.transforms if isinstance(t, tio.RandomFlip)]
+        assert flips[0].axes == ("LR",)
