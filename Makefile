@@ -3,7 +3,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DATA ?= data/synthetic
 
 .PHONY: install demo test lint clean
 
@@ -15,9 +14,10 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The synthetic cohorts are generated into data/synthetic/ on first use by the data module.
 demo: install
-	$(BIN)/fdopa synth --cohort adult --n 16 --grid tiny --dynamic-fraction 0.3 --seed 0 --out $(DATA)/adult-tiny --overwrite
-	$(BIN)/fdopa synth --cohort paediatric --n 24 --grid tiny --dynamic-fraction 0.3 --seed 1 --out $(DATA)/paediatric-tiny --overwrite
+	$(BIN)/python train.py +experiment=pretrain
+	$(BIN)/python train.py +experiment=finetune
 
 test: install
 	$(BIN)/pytest

@@ -182,12 +182,18 @@ class SegmentationModule(L.LightningModule):
         if metrics["dice"].update_count == 0:
             return
         values = metrics.compute()
+        summary = []
         for name, dice, hd95 in zip(
             self.foreground_names, values["dice"], values["hd95"], strict=True
         ):
             self.log(f"{stage}/dice_{name}", dice)
             self.log(f"{stage}/hd95_{name}", hd95)
-        self.log(f"{stage}/dice", values["dice"].nanmean(), prog_bar=stage == "val")
+            summary.append(f"{name} {float(dice):.3f}")
+        mean = values["dice"].nanmean()
+        self.log(f"{stage}/dice", mean, prog_bar=stage == "val")
+        if not self.trainer.sanity_checking:
+            log.info("epoch %d: %s/dice %.3f (%s)", self.current_epoch, stage, float(mean),
+                     ", ".join(summary))  # fmt: skip
         metrics.reset()
 
     def on_validation_epoch_end(self) -> None:

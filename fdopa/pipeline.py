@@ -1,0 +1,118 @@
+"""The training pipeline behind ``train.py``: seed, instantiate, fit, test, return the metric.
+
+Everything is built from the composed Hydra config in one place; experiments only change
+config keys. The data, model, loss, augmentation and fine-tuning groups meet here and nowhere
+else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+log = logging.getLogger(__name__)
+
+
+def _instantiate_all(node: DictConfig | None) -> list[Any]:
+    """Instantiate every ``_target_`` child of a config node (callbacks, loggers)."""
+    if not node:
+        return []
+    return [instantiate(child) for child in node.values() if child and "_target_" in child]
+
+
+def _check_pretrained(cfg: DictConfig) -> str | None:
+    """The pretraining checkpoint to start from, checked before any expensive work."""
+    path = cfg.finetune.get("pretrained")
+    if path and not Path(path).is_file():
+        raise FileNotFoundError(
+            f"finetune.pretrained: no adult checkpoint at {path}. Make one with "
+            "`python train.py +experiment=pretrain` (it publishes its best checkpoint there), "
+            "or point `finetune.pretrained=/path/to/checkpoint.ckpt` at another one."
+        )
+    return path
+
+
+def publish_checkpoint(source: str | Path, target: str | Path) -> Path:
+    """Copy a checkpoint to a stable path atomically (temporary name, then rename)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.copyfile(source, tmp)
+    tmp.replace(target)
+    log.info("published %s → %s", source, target)
+    return target
+
+
+def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
+    """Instantiate the datamodule, the module (with pretrained weights) and the trainer.
+
+    Args:
+        cfg: Composed ``train.yaml`` config (``paths.output_dir`` resolved).
+
+    Returns:
+        ``(datamodule, module, trainer)``.
+
+    Raises:
+        FileNotFoundError: If ``finetune.pretrained`` names a missing checkpoint.
+    """
+    from fdopa.models.transfer import load_pretrained
+
+    pretrained = _check_pretrained(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    augment = instantiate(cfg.augment) if cfg.get("augment") else None
+    datamodule = instantiate(cfg.data, augment=augment, run_dir=str(output_dir))
+    with open_dict(cfg):
+        cfg.model.net.in_channels = len(cfg.data.channels)
+    model = instantiate(
+        cfg.model, loss=instantiate(cfg.loss), encoder_lr_factor=cfg.finetune.encoder_lr_factor
+    )
+    if pretrained:
+        load_pretrained(model.net, pretrained)
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    if cfg.finetune.get("callback"):
+        callbacks.append(instantiate(cfg.finetune.callback))
+    loggers = _instantiate_all(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for logger in loggers:
+        logger.log_hyperparams(resolved)
+    (output_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(resolved))
+    return datamodule, model, trainer
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Run one training job from a composed config.
+
+    Args:
+        cfg: Composed ``train.yaml`` config.
+
+    Returns:
+        The best value of ``cfg.optimized_metric`` (what ModelCheckpoint monitored), or its
+        last logged value when no checkpoint callback tracked it; ``None`` if never logged.
+    """
+    os.environ.setdefault("WANDB_MODE", "offline")
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule, model, trainer = build(cfg)
+    if cfg.get("train", True):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    checkpoint = trainer.checkpoint_callback
+    best_path = getattr(checkpoint, "best_model_path", "") or ""
+    score = getattr(checkpoint, "best_model_score", None)
+    metrics = dict(trainer.callback_metrics)
+    if cfg.get("test"):
+        trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)
+    if cfg.get("publish_checkpoint") and best_path:
+        publish_checkpoint(best_path, cfg.publish_checkpoint)
+    if score is None or getattr(checkpoint, "monitor", None) != cfg.optimized_metric:
+        score = metrics.get(cfg.optimized_metric)
+    value = None if score is None else float(score)
+    log.info("%s = %s (best checkpoint: %s)", cfg.optimized_metric, value, best_path or "none")
+    return value

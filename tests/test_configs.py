@@ -1,0 +1,85 @@
+"""Every experiment and config group composes, and the experiments are the deltas they claim."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from helpers import CONF_DIR, compose_train
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+GROUPS = ("data", "model", "loss", "augment", "finetune", "trainer", "logger", "callbacks", "debug")
+
+
+def test_the_three_experiments_exist():
+    assert {"pretrain", "finetune", "scratch"} <= set(EXPERIMENTS)
+
+
+def test_train_yaml_has_no_experiment_default():
+    defaults = OmegaConf.load(CONF_DIR / "train.yaml").defaults
+    assert not any("experiment" in str(entry) for entry in defaults)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_resolves(experiment, tmp_path):
+    cfg = compose_train([f"+experiment={experiment}"], output_dir=tmp_path)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert resolved["task_name"] == experiment
+    assert resolved["paths"]["output_dir"] == str(tmp_path)
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_option_of_every_group_composes(group, tmp_path):
+    options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    assert options, f"conf/{group} is empty"
+    needs = {"data=cohort": ["data.root=/cohorts/mine"]}  # options with mandatory user values
+    for option in options:
+        choice = f"{group}={option}"
+        cfg = compose_train([choice, *needs.get(choice, [])], output_dir=tmp_path)
+        OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_experiments_are_deltas(tmp_path):
+    pretrain = compose_train(["+experiment=pretrain"], output_dir=tmp_path)
+    finetune = compose_train(["+experiment=finetune"], output_dir=tmp_path)
+    scratch = compose_train(["+experiment=scratch"], output_dir=tmp_path)
+    assert pretrain.data.synth.cohort == "adult"
+    assert finetune.data.synth.cohort == scratch.data.synth.cohort == "paediatric"
+    assert (
+        pretrain.publish_checkpoint
+        == finetune.finetune.pretrained
+        == pretrain.paths.pretrained_ckpt
+    )
+    assert scratch.finetune.get("pretrained") is None
+    assert finetune.finetune.schedule != "none"
+    # The control differs from fine-tuning only in the transfer-learning choices.
+    drop = ("finetune", "task_name", "tags", "publish_checkpoint")
+    same = {k: v for k, v in OmegaConf.to_container(finetune).items() if k not in drop}
+    other = {k: v for k, v in OmegaConf.to_container(scratch).items() if k not in drop}
+    assert same == other
+
+
+def test_one_metric_name_everywhere(tmp_path):
+    cfg = compose_train(["+experiment=finetune"], output_dir=tmp_path)
+    assert cfg.callbacks.model_checkpoint.monitor == cfg.optimized_metric == "val/dice"
+
+
+def test_no_config_downloads_weights(tmp_path):
+    for path in CONF_DIR.rglob("*.yaml"):
+        assert not re.search(r"encoder_weights:\s*[\"']?imagenet", path.read_text()), path
+    cfg = compose_train([], output_dir=tmp_path)
+    assert cfg.model.net.encoder_weights is None
+
+
+def test_wandb_logger_is_offline_by_default(tmp_path):
+    cfg = compose_train(["+experiment=pretrain"], output_dir=tmp_path)
+    assert cfg.logger.wandb.offline is True
+
+
+def test_trainer_is_gpu_ready_but_cpu_safe(tmp_path):
+    cfg = compose_train([], output_dir=tmp_path)
+    assert cfg.trainer.accelerator == "auto"
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    assert trainer.max_epochs == cfg.trainer.max_epochs
