@@ -1,31 +1,5 @@
 """Helpers shared by tests: compose the real Hydra configs as `train.py` would."""
 
-from __future__ import annotations
+from fdopa.config import CONF_DIR, compose_train
 
-from collections.abc import Sequence
-from pathlib import Path
-
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-
-
-def compose_train(overrides: Sequence[str] = (), *, output_dir: Path | None = None) -> DictConfig:
-    """Compose ``conf/train.yaml`` with overrides; ``paths.output_dir`` set to ``output_dir``.
-
-    The Hydra runtime config is registered as it is under ``@hydra.main``, so
-    ``${hydra:runtime.output_dir}`` interpolations resolve.
-    """
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-    if output_dir is not None:
-        with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = str(output_dir)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+__all__ = ["CONF_DIR", "compose_train"]

@@ -25,6 +25,7 @@ from fdopa.data.synthetic.tracer import (
     simulate_tacs,
     static_window_mean,
 )
+from fdopa.kinetics.names import DYNAMIC_KEYS
 from fdopa.kinetics.presets import PRESETS
 from fdopa.kinetics.reference import reference_indices
 
@@ -154,6 +155,57 @@ def _noise(
     return clean + np.float32(gain) * unit, gain
 
 
+def _kinetics(
+    rng: np.random.Generator, config: SynthConfig, kinetic_class: str, weights: np.ndarray
+) -> tuple[dict[str, KineticParams], dict[str, Any], np.ndarray, np.ndarray]:
+    """Draw each compartment's microparameters and form the noise-free 4D and static images.
+
+    Returns:
+        ``(params, sim, clean4d, static_clean)``; ``sim`` is :func:`simulate_tacs`'s output plus
+        ``static_window`` (each compartment's exact mean over the static window).
+    """
+    regions = {"tumour": kinetic_class}
+    params = {
+        c: sample_parameters(rng, regions.get(c, c), config.parameter_cv) for c in COMPARTMENTS
+    }
+    sim = simulate_tacs(params, Framing.from_spec(config.framing))
+    start, end = config.static_window_s
+    sim["static_window"] = static_window_mean(sim, start_min=start / 60, end_min=end / 60)
+    frame_tacs = np.stack([sim["frames"][c] for c in COMPARTMENTS])  # (K, F)
+    clean4d = np.tensordot(weights, frame_tacs, axes=([0], [0])).astype(np.float32)
+    window = np.array([sim["static_window"][c] for c in COMPARTMENTS])
+    static_clean = np.tensordot(weights, window, axes=([0], [0])).astype(np.float32)
+    return params, sim, clean4d, static_clean
+
+
+def _true_indices(
+    static_clean: np.ndarray, clean4d: np.ndarray, labels: np.ndarray, affine: np.ndarray,
+    framing: Framing, dynamic: bool, participant_id: str,
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:  # fmt: skip
+    """SPEC §3 indices of the noise-free images with the true labels.
+
+    Returns:
+        ``(indices, kinetic)``: per preset, the indices of the data the subject has (dynamic
+        ones only for dynamic subjects); and the guideline indices with the noise-free 4D image
+        whatever the subject has — the kinetic truth that drives the outcomes.
+    """
+    timing = {
+        "dynamic": clean4d,
+        "frame_start_s": np.asarray(framing.starts_s),
+        "frame_duration_s": np.asarray(framing.durations_s),
+    }
+    indices = {
+        name: reference_indices(static_clean, labels, affine, preset,
+                                **(timing if dynamic else {}), participant_id=participant_id)
+        for name, preset in PRESETS.items()
+    }  # fmt: skip
+    kinetic = indices["guideline"] if dynamic else reference_indices(
+        static_clean, labels, affine, PRESETS["guideline"], **timing,
+        participant_id=participant_id,
+    )  # fmt: skip
+    return indices, kinetic
+
+
 def build_subject(
     config: SynthConfig, participant_id: str, seed: np.random.SeedSequence, dynamic: bool
 ) -> SyntheticSubject:
@@ -186,21 +238,8 @@ def build_subject(
     labels = _label_map(maps, factor)
     affine = geometry.output_affine(factor)
 
-    kinetic_regions = {"tumour": kinetic_class}
-    params: dict[str, KineticParams] = {
-        c: sample_parameters(rng, kinetic_regions.get(c, c), config.parameter_cv)
-        for c in COMPARTMENTS
-    }
+    params, sim, clean4d, static_clean = _kinetics(rng, config, kinetic_class, weights)
     framing = Framing.from_spec(config.framing)
-    sim = simulate_tacs(params, framing)
-    frame_tacs = np.stack([sim["frames"][c] for c in COMPARTMENTS])  # (K, F)
-    clean4d = np.tensordot(weights, frame_tacs, axes=([0], [0])).astype(np.float32)
-    window_tacs = static_window_mean(
-        sim, start_min=config.static_window_s[0] / 60, end_min=config.static_window_s[1] / 60
-    )
-    static_clean = np.tensordot(
-        weights, np.array([window_tacs[c] for c in COMPARTMENTS]), axes=([0], [0])
-    ).astype(np.float32)
 
     target_cov = float(rng.uniform(*config.cov_range))
     if cohort == "paediatric":
@@ -226,30 +265,8 @@ def build_subject(
     manual = manual_delineation(rng, labels, static, affine)
     flair = _flair(rng, maps, factor) if config.flair else None
 
-    timing = {
-        "frame_start_s": np.asarray(framing.starts_s),
-        "frame_duration_s": np.asarray(framing.durations_s),
-    }
-    indices = {
-        name: reference_indices(
-            static_clean,
-            labels,
-            affine,
-            preset,
-            dynamic=clean4d if dynamic else None,
-            **(timing if dynamic else {}),
-            participant_id=participant_id,
-        )
-        for name, preset in PRESETS.items()
-    }
-    kinetic = reference_indices(
-        static_clean,
-        labels,
-        affine,
-        PRESETS["guideline"],
-        dynamic=clean4d,
-        **timing,
-        participant_id=participant_id,
+    indices, kinetic = _true_indices(
+        static_clean, clean4d, labels, affine, framing, dynamic, participant_id
     )
     tsr, ttp = kinetic["indices"]["tsr"], kinetic["indices"]["ttp_min"]
     outcome = outcomes.draw_outcome(rng, tsr, ttp, grade)
@@ -282,22 +299,10 @@ def build_subject(
             "mid_min": sim["mid_min"].tolist(),
             **{c: sim["frames"][c].tolist() for c in COMPARTMENTS},
         },
-        "static_window_model": window_tacs,
+        "static_window_model": sim["static_window"],
         "indices": {name: result["indices"] for name, result in indices.items()},
         "tacs_image": kinetic["tacs"],
-        "kinetic_truth": {
-            k: kinetic["indices"][k]
-            for k in (
-                "tsr",
-                "ttp_min",
-                "slope_tumour_per_h",
-                "slope_striatum_per_h",
-                "dsr",
-                "curve_pattern",
-                "ki_ref_tumour",
-                "ki_ref_striatum",
-            )
-        },
+        "kinetic_truth": {k: kinetic["indices"][k] for k in ("tsr", *DYNAMIC_KEYS)},
         "outcome_model": {"log_hazard": outcomes.log_hazard(tsr, ttp, grade)},
         "lesion": {
             "location": location,
