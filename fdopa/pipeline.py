@@ -27,18 +27,6 @@ def _instantiate_all(node: DictConfig | None) -> list[Any]:
     return [instantiate(child) for child in node.values() if child and "_target_" in child]
 
 
-def _check_pretrained(cfg: DictConfig) -> str | None:
-    """The pretraining checkpoint to start from, checked before any expensive work."""
-    path = cfg.finetune.get("pretrained")
-    if path and not Path(path).is_file():
-        raise FileNotFoundError(
-            f"finetune.pretrained: no adult checkpoint at {path}. Make one with "
-            "`python train.py +experiment=pretrain` (it publishes its best checkpoint there), "
-            "or point `finetune.pretrained=/path/to/checkpoint.ckpt` at another one."
-        )
-    return path
-
-
 def publish_checkpoint(source: str | Path, target: str | Path) -> Path:
     """Copy a checkpoint to a stable path atomically (temporary name, then rename)."""
     target = Path(target)
@@ -62,9 +50,11 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     Raises:
         FileNotFoundError: If ``finetune.pretrained`` names a missing checkpoint.
     """
-    from fdopa.models.transfer import load_pretrained
+    from fdopa.models.transfer import load_pretrained, require_checkpoint
 
-    pretrained = _check_pretrained(cfg)
+    pretrained = cfg.finetune.get("pretrained")
+    if pretrained:
+        require_checkpoint(pretrained)  # before the (possibly long) cohort generation
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     augment = instantiate(cfg.augment) if cfg.get("augment") else None

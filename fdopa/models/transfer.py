@@ -43,6 +43,22 @@ class TransferReport:
     unexpected: list[str] = field(default_factory=list)
 
 
+def require_checkpoint(checkpoint: str | Path) -> Path:
+    """The pretraining checkpoint's path, or an error that says how to make one.
+
+    Raises:
+        FileNotFoundError: If ``checkpoint`` is not a file.
+    """
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"finetune.pretrained: no pretraining checkpoint at {path}. Make one with "
+            "`python train.py +experiment=pretrain` (it publishes its best checkpoint there), "
+            "or point the config key at another file: `finetune.pretrained=/path/to/last.ckpt`."
+        )
+    return path
+
+
 def load_pretrained(
     net: nn.Module, checkpoint: str | Path, *, prefix: str = "net."
 ) -> TransferReport:
@@ -61,13 +77,7 @@ def load_pretrained(
         FileNotFoundError: If the checkpoint does not exist (the message says how to make one).
         ValueError: If the file is no Lightning checkpoint or holds no key under ``prefix``.
     """
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"finetune.pretrained: no pretraining checkpoint at {path}. Make one with "
-            "`python train.py +experiment=pretrain`, or point the config key at another file: "
-            "`finetune.pretrained=/path/to/last.ckpt`."
-        )
+    path = require_checkpoint(checkpoint)
     content: Any = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(content, dict) or "state_dict" not in content:
         raise ValueError(f"{path}: not a Lightning checkpoint (no 'state_dict' entry)")
