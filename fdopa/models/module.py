@@ -226,8 +226,9 @@ class SegmentationModule(L.LightningModule):
             # The first logger's folder, as trainer.log_dir gives it (without its collective
             # broadcast, which would stall other ranks: only rank zero draws).
             logger = self.loggers[0]
-            folder = getattr(logger, "log_dir", None) or logger.save_dir or "."
-            _save_png(picture, Path(folder), self.current_epoch, participant)
+            folder = getattr(logger, "log_dir", None) or logger.save_dir
+            if folder:  # never the working directory
+                _save_png(picture, Path(folder), self.current_epoch, participant)
 
     def configure_optimizers(self) -> dict[str, Any]:
         """Optimiser over two groups, ``encoder`` (lr × factor) and ``decoder+head`` (lr).
