@@ -197,7 +197,9 @@ def dynamic_indices(
     for name, tac in sources.items():
         if name not in names:
             fields.absent([f"slope_{name}_per_h", f"ki_ref_{name}"], f"{tac}_empty")
-    curves = np.array([tacs.mean[sources[name]] for name in names]).reshape(len(names), -1)
+    curves = np.array([tacs.mean[sources[name]] for name in names]).reshape(
+        len(names), starts_s.size
+    )
     tumour = tacs.mean[preset.tumour_tac]
     if tumour is None:
         fields.absent(["ttp_min"], f"{preset.tumour_tac}_empty")

@@ -132,3 +132,22 @@ def test_genoa2024_conventions():
     assert genoa.reference_suvmax == 1.5 and 1.0 < genoa.reference_suvmean < 1.5
     assert genoa.tbr_max == pytest.approx(tumour_max / 1.5, rel=1e-12)
     assert guideline.tbr_max == pytest.approx(tumour_max / guideline.reference_suvmean)
+
+
+def test_brain_only_label_map_with_dynamic_reports_missing_not_crash():
+    # An untrained network predicts neither tumour nor striatum; the 4D indices must be missing.
+    import numpy as np
+
+    from fdopa.kinetics import compute_indices, get_preset, reference_indices
+
+    labels = np.zeros((12, 12, 12), np.uint8)
+    labels[2:10, 2:10, 2:10] = 1
+    static = np.ones(labels.shape, np.float32)
+    dynamic = np.ones((*labels.shape, 3), np.float32)
+    timing = {"frame_start_s": np.array([0.0, 60, 120]), "frame_duration_s": np.full(3, 60.0)}
+    preset = get_preset("guideline")
+    fast = compute_indices(static, labels, np.eye(4), preset, dynamic=dynamic, **timing).to_dict()
+    slow = reference_indices(static, labels, np.eye(4), preset, dynamic=dynamic, **timing)
+    assert fast["missing"]["slope_tumour_per_h"] == "tumour_empty"
+    assert fast["missing"]["ki_ref_striatum"] == "striatum_empty"
+    assert fast["missing"] == slow["indices"]["missing"]
