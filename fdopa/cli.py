@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fdopa import __version__
+from fdopa.evaluation.cli import add_report
+from fdopa.export.cli import add_export, add_predict
 
 if TYPE_CHECKING:
     from fdopa.kinetics import Preset
@@ -148,7 +150,13 @@ def _indices_cohort(args: argparse.Namespace, preset: Preset) -> int:
     return 1 if failed else 0
 
 
-_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_synth, _add_indices)
+_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_synth,
+    _add_indices,
+    add_report,
+    add_export,
+    add_predict,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

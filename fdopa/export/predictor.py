@@ -1,0 +1,266 @@
+"""Prediction with a bundle: label map, probabilities, SPEC §3 indices and a QC verdict.
+
+A scan is mapped to the bundle's model grid (RAS+, training spacing; exact copies when only
+axes are permuted or flipped, else linear interpolation), preprocessed by the very transforms
+of training (:func:`fdopa.data.transforms.build_preprocessing`), segmented by sliding windows
+with the validation code (:func:`fdopa.models.inference.predict_volume`, Hann-weighted
+blending by default), optionally averaged with its left-right mirror (test-time augmentation),
+and mapped back to the native grid (labels by nearest neighbour, probabilities linearly). The
+indices are computed on the native PET with the native label map.
+
+QC flags a case for human review when the tumour masks of the mirrored (TTA) and the plain
+pass disagree (1 − Dice above a bound), when the tumour volume lies outside the training range
+recorded in the bundle, or when a region (tumour, contralateral striatum, reference) is empty.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torchio as tio
+
+from fdopa.data.transforms import build_preprocessing
+from fdopa.export.bundle import Bundle, read_bundle
+from fdopa.export.inputs import ImageInput, ScanInput, SidecarInput, load_scan
+from fdopa.export.metadata import tumour_ml_range
+from fdopa.export.resample import map_to_grid, model_grid
+from fdopa.kinetics import IndexResult, Preset, compute_indices
+from fdopa.models.inference import predict_volume
+
+__all__ = ["DEFAULT_TTA_BOUND", "Engine", "Prediction", "Predictor", "tumour_dice"]
+
+log = logging.getLogger(__name__)
+
+Engine = Literal["eager", "torchscript"]
+DEFAULT_TTA_BOUND = 0.2
+"""Largest 1 − Dice between the mirrored and plain tumour masks before a case is flagged."""
+TUMOUR = 3
+_REGION_EMPTY = re.compile(r"^(tumour|striatum|reference)_empty$")
+
+
+def tumour_dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two boolean masks; 1.0 when both are empty."""
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """The outcome of :meth:`Predictor.predict`, on the input's native grid.
+
+    Attributes:
+        labels: SPEC §1 label map (uint8, the input's spatial shape).
+        affine: The input's affine.
+        pet: The static PET in stored units (for pictures).
+        indices: SPEC §3 indices of the PET with ``labels``.
+        qc_flag: Whether a human should review the case.
+        qc_reasons: Why (empty when ``qc_flag`` is false).
+        tta_disagreement: 1 − Dice of the mirrored and plain tumour masks (None without TTA).
+        probabilities: Softmax per class ``(C, X, Y, Z)`` float32, when requested.
+        stem: Output name stem of the input.
+    """
+
+    labels: np.ndarray
+    affine: np.ndarray
+    pet: np.ndarray
+    indices: IndexResult
+    qc_flag: bool
+    qc_reasons: tuple[str, ...]
+    tta_disagreement: float | None = None
+    probabilities: np.ndarray | None = None
+    stem: str = "prediction"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The SPEC §3.4 fields and extras, then ``qc_flag``, ``qc_reasons``, TTA disagreement."""
+        return {
+            **self.indices.to_dict(),
+            "qc_flag": self.qc_flag,
+            "qc_reasons": list(self.qc_reasons),
+            "tta_disagreement": self.tta_disagreement,
+        }
+
+    def to_json(self) -> str:
+        """JSON of :meth:`to_dict` followed by ``tacs`` (None without a dynamic scan)."""
+        payload = self.to_dict()
+        tacs = self.indices.tacs
+        payload["tacs"] = None if tacs is None else tacs.to_dict()
+        return json.dumps(payload, indent=2, allow_nan=False) + "\n"
+
+    def to_row(self) -> dict[str, Any]:
+        """A CSV row: the index row, ``qc_flag`` and ``qc_reasons`` joined by ``; ``."""
+        return {
+            **self.indices.to_row(),
+            "qc_flag": self.qc_flag,
+            "qc_reasons": "; ".join(self.qc_reasons),
+            "tta_disagreement": self.tta_disagreement,
+        }
+
+
+class Predictor:
+    """Segment FDOPA PET scans with an exported bundle and compute their indices.
+
+    Args:
+        bundle: A verified bundle (:func:`~fdopa.export.bundle.read_bundle`).
+        device: Torch device of the network.
+        tta: Average the softmax with that of the left-right mirrored input.
+        engine: ``eager`` (network rebuilt from ``model.pt``) or ``torchscript`` (``model.ts``,
+            no fdopa network code needed).
+        tta_bound: Largest tolerated 1 − Dice between the mirrored and plain tumour masks.
+
+    Examples:
+        >>> predictor = Predictor.from_bundle("bundle/", tta=True)  # doctest: +SKIP
+        >>> result = predictor.predict("sub-01_desc-static_pet.nii.gz")  # doctest: +SKIP
+        >>> result.indices.tsr, result.qc_flag, result.qc_reasons  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        *,
+        device: str | torch.device = "cpu",
+        tta: bool = False,
+        engine: Engine = "eager",
+        tta_bound: float = DEFAULT_TTA_BOUND,
+    ) -> None:
+        if engine not in ("eager", "torchscript"):
+            raise ValueError(f"engine: expected 'eager' or 'torchscript', got {engine!r}")
+        self.bundle, self.config = bundle, bundle.config
+        self.tta, self.tta_bound = tta, float(tta_bound)
+        self.net = (
+            bundle.load_network(device) if engine == "eager" else bundle.load_torchscript(device)
+        )
+        self.preprocess = build_preprocessing(
+            self.config.channels, self.config.normalisation, suv_scale=self.config.suv_scale
+        )
+
+    @classmethod
+    def from_bundle(
+        cls, path: str | Path, device: str | torch.device = "cpu", tta: bool = False, **kwargs: Any
+    ) -> Predictor:
+        """Read and verify a bundle directory, then build a predictor (see the class)."""
+        return cls(read_bundle(path), device=device, tta=tta, **kwargs)
+
+    @property
+    def input_spec(self) -> Mapping[str, Any]:
+        """The bundle's input contract (metadata ``input``)."""
+        return self.bundle.metadata["input"]
+
+    def logits(self, image: torch.Tensor) -> torch.Tensor:
+        """Sliding-window logits ``(classes, X, Y, Z)`` of a preprocessed model-grid volume."""
+        config = self.config
+        return predict_volume(
+            self.net, image, config.patch_size, overlap=config.overlap,
+            batch_size=config.batch_size, overlap_mode=config.overlap_mode,
+        )  # fmt: skip
+
+    def model_input(self, scan: ScanInput) -> tuple[torch.Tensor, np.ndarray]:
+        """Preprocessed channels on the model grid, and that grid's affine."""
+        affine, shape = model_grid(scan.affine, scan.pet.shape, self.config.spacing_mm)
+        arrays = {"pet": scan.pet, "flair": scan.flair}
+        images = {}
+        for channel in self.config.channels:
+            volume = map_to_grid(arrays[channel].astype(np.float32), scan.affine, affine, shape, 1)
+            images[channel] = tio.ScalarImage(tensor=torch.from_numpy(volume[None]), affine=affine)
+        subject = self.preprocess(tio.Subject(**images))
+        image = torch.cat([subject[channel].data.float() for channel in self.config.channels])
+        return image, affine
+
+    def predict(
+        self,
+        pet: ImageInput,
+        affine: np.ndarray | None = None,
+        *,
+        dynamic: ImageInput | None = None,
+        sidecar: SidecarInput | None = None,
+        flair: ImageInput | None = None,
+        pet_sidecar: SidecarInput | None = None,
+        preset: Preset | str = "guideline",
+        probabilities: bool = False,
+        participant_id: str | None = None,
+    ) -> Prediction:
+        """Segment one scan, compute its indices and judge it.
+
+        Args:
+            pet: 3-D static PET: NIfTI path, or array with ``affine``.
+            affine: Voxel-to-world affine of array inputs.
+            dynamic: Optional 4-D PET on the same grid (path or array) for the TAC indices.
+            sidecar: Sidecar of ``dynamic`` (path or mapping; default beside the file).
+            flair: FLAIR channel, required when the bundle was trained with one.
+            pet_sidecar: Sidecar of ``pet`` (default: ``<pet>.json`` beside the file).
+            preset: Index preset (``guideline`` or ``genoa2024``, or a :class:`Preset`).
+            probabilities: Also return the softmax maps on the native grid.
+            participant_id: Default: the ``sub-XXX`` prefix of the input's name.
+
+        Returns:
+            The :class:`Prediction`.
+
+        Raises:
+            fdopa.kinetics.InputError: For input that contradicts the bundle or is malformed.
+            FileNotFoundError: If an input file is missing.
+            ValueError: If the bundle needs a FLAIR channel and none is given.
+        """
+        if "flair" in self.config.channels and flair is None:
+            raise ValueError("flair: the bundle was trained with a FLAIR channel; give one")
+        scan = load_scan(
+            pet, self.input_spec, affine, dynamic=dynamic, sidecar=sidecar, flair=flair,
+            pet_sidecar=pet_sidecar, stem=participant_id if isinstance(pet, np.ndarray) else None,
+        )  # fmt: skip
+        image, grid = self.model_input(scan)
+        probs = torch.softmax(self.logits(image), dim=0)
+        disagreement = None
+        if self.tta:
+            mirrored = torch.softmax(self.logits(image.flip(1)).flip(1), dim=0)
+            plain_tumour = (probs.argmax(0) == TUMOUR).numpy()
+            tta_tumour = (mirrored.argmax(0) == TUMOUR).numpy()
+            disagreement = 1.0 - tumour_dice(plain_tumour, tta_tumour)
+            probs = (probs + mirrored) / 2
+        native = scan.pet.shape
+        labels_model = probs.argmax(0).numpy().astype(np.uint8)
+        labels = map_to_grid(labels_model, grid, scan.affine, native, order=0)
+        maps = map_to_grid(probs.numpy(), grid, scan.affine, native, 1) if probabilities else None
+        pid = participant_id or scan.stem.split("_")[0]
+        indices = compute_indices(
+            scan.pet, labels, scan.affine, preset, dynamic=scan.dynamic,
+            frame_start_s=scan.frame_start_s, frame_duration_s=scan.frame_duration_s,
+            participant_id=pid,
+        )  # fmt: skip
+        reasons = self.qc_reasons(indices, disagreement)
+        log.info("%s: tumour %s mL, qc %s", pid, indices.tumour_ml, "; ".join(reasons) or "ok")
+        return Prediction(
+            labels=labels, affine=scan.affine, pet=scan.pet, indices=indices,
+            qc_flag=bool(reasons), qc_reasons=tuple(reasons), tta_disagreement=disagreement,
+            probabilities=maps, stem=scan.stem,
+        )  # fmt: skip
+
+    def qc_reasons(self, indices: IndexResult, disagreement: float | None) -> list[str]:
+        """Reasons for a human to review a case (empty: nothing to flag).
+
+        Args:
+            indices: The case's indices (``tumour_ml`` and the ``missing`` reasons are read).
+            disagreement: 1 − Dice of the mirrored and plain tumour masks, None without TTA.
+
+        Returns:
+            ``tta_disagreement …``, ``missing_region <tumour|striatum|reference>`` and
+            ``tumour_volume … outside the training range …`` entries, in that order.
+        """
+        reasons = []
+        if disagreement is not None and disagreement > self.tta_bound:
+            reasons.append(f"tta_disagreement {disagreement:.3f} > {self.tta_bound:g}")
+        empty = sorted({m for m in indices.missing.values() if _REGION_EMPTY.match(m)})
+        reasons += [f"missing_region {reason.removesuffix('_empty')}" for reason in empty]
+        bounds = tumour_ml_range(self.bundle.metadata)
+        volume = indices.tumour_ml
+        if bounds is not None and volume is not None and not bounds[0] <= volume <= bounds[1]:
+            reasons.append(
+                f"tumour_volume {volume:.2f} mL outside the training range "
+                f"[{bounds[0]:.2f}, {bounds[1]:.2f}] mL"
+            )
+        return reasons
