@@ -1,4 +1,4 @@
-"""The ``fdopa`` command line: ``fdopa synth | ...``.
+"""The ``fdopa`` command line: ``fdopa synth | indices | report | export | predict``.
 
 Each sub-command parses its arguments, turns bad arguments into one clear line on stderr and
 exit status 2, and calls the library; the library itself never prints.
