@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -18,6 +19,12 @@ from hydra.utils import instantiate
 
 from fdopa.config import compose_train
 from fdopa.data.synthetic import SynthConfig, generate_cohort
+
+
+def _endless(loader: Iterable) -> Iterator:
+    """Batches of ``loader``, epoch after epoch."""
+    while True:
+        yield from loader
 
 
 def measure(grid: str, steps: int, subjects: int, tmp: Path) -> tuple[float, float]:
@@ -33,11 +40,11 @@ def measure(grid: str, steps: int, subjects: int, tmp: Path) -> tuple[float, flo
     cfg.model.sw_patch_size = list(cfg.data.patch_size)
     module = instantiate(cfg.model, loss=instantiate(cfg.loss))
     optimiser = torch.optim.AdamW(module.parameters(), lr=1e-3)
-    loader = iter(datamodule.train_dataloader())
-    next(loader)  # fill the queue once
+    batches = _endless(datamodule.train_dataloader())
+    next(batches)  # fill the queue once
     start = time.perf_counter()
     for _ in range(steps):
-        batch = next(loader)
+        batch = next(batches)
         optimiser.zero_grad()
         module.loss(module(batch["image"]), batch["label"]).backward()
         optimiser.step()
