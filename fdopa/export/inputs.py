@@ -15,7 +15,6 @@ field, before anything is computed or written:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from fdopa.kinetics.io import _check_same_grid, _read_nifti, sidecar_for
+from fdopa.kinetics.io import check_same_grid, read_nifti, read_sidecar, sidecar_for
 from fdopa.kinetics.validation import InputError, check_frame_timing, check_volume, finite_array
 
 __all__ = ["ImageInput", "ScanInput", "SidecarInput", "check_sidecar", "image_stem", "load_scan"]
@@ -75,15 +74,7 @@ def _sidecar(value: SidecarInput | None, default: Path | None) -> tuple[dict | N
     if isinstance(value, Mapping):
         return dict(value), "sidecar"
     path = Path(value)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (sidecar)")
-    try:
-        payload = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(path, "json", f"not valid JSON ({err})") from err
-    if not isinstance(payload, dict):
-        raise InputError(path, "json", "expected a JSON object")
-    return payload, path
+    return read_sidecar(path), path
 
 
 def check_sidecar(
@@ -136,7 +127,7 @@ def _image(
             raise InputError(name, "affine", f"expected an invertible 4×4 matrix, got {affine}")
     else:
         source = Path(value)
-        data, affine = _read_nifti(source, dtype)
+        data, affine = read_nifti(source, dtype)
     if ndim == 3 and data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     check_volume(data, source, ndim)
@@ -189,7 +180,7 @@ def load_scan(
         if value is None:
             continue
         data, data_affine, data_source = _image(value, name, ndim, static_affine)
-        _check_same_grid(data_source, data.shape, data_affine, source, static.shape, static_affine)
+        check_same_grid(data_source, data.shape, data_affine, source, static.shape, static_affine)
         extra[name] = data
     starts = durations = None
     if dynamic is not None:

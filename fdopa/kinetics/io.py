@@ -18,6 +18,7 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -72,7 +73,7 @@ def sidecar_for(image_path: str | Path) -> Path:
     return path.with_name(f"{name}.json")
 
 
-def _read_nifti(path: Path, dtype: type | None) -> tuple[np.ndarray, np.ndarray]:
+def read_nifti(path: Path, dtype: type | None) -> tuple[np.ndarray, np.ndarray]:
     """Voxels (as ``dtype``, or the stored integer type when None) and affine of a NIfTI file."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
@@ -90,7 +91,7 @@ def _read_nifti(path: Path, dtype: type | None) -> tuple[np.ndarray, np.ndarray]
     return data, affine
 
 
-def _check_same_grid(
+def check_same_grid(
     path: Path,
     shape: tuple[int, ...],
     affine: np.ndarray,
@@ -114,6 +115,29 @@ def _check_same_grid(
         )
 
 
+def read_sidecar(path: str | Path, what: str = "sidecar") -> dict[str, Any]:
+    """Read a JSON sidecar that must hold one object.
+
+    Args:
+        path: Sidecar file.
+        what: What the file is, for the missing-file message.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        InputError: Naming the file, for invalid JSON or a non-object payload.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file ({what})")
+    try:
+        payload = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(path, "json", f"not valid JSON ({err})") from err
+    if not isinstance(payload, dict):
+        raise InputError(path, "json", "expected a JSON object")
+    return payload
+
+
 def read_frame_timing(sidecar: str | Path, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
     """Read and validate ``FrameTimesStart`` and ``FrameDuration`` from a JSON sidecar.
 
@@ -129,14 +153,7 @@ def read_frame_timing(sidecar: str | Path, n_frames: int) -> tuple[np.ndarray, n
         FileNotFoundError: If the sidecar does not exist.
     """
     path = Path(sidecar)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (the dynamic image's sidecar)")
-    try:
-        payload = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(path, "json", f"not valid JSON ({err})") from err
-    if not isinstance(payload, dict):
-        raise InputError(path, "json", "expected a JSON object")
+    payload = read_sidecar(path, "the dynamic image's sidecar")
     timing = []
     for field in ("FrameTimesStart", "FrameDuration"):
         value = payload.get(field)
@@ -173,21 +190,21 @@ def load_inputs(
         FileNotFoundError: If a file does not exist.
     """
     static_file, labels_file = Path(static_path), Path(labels_path)
-    static, affine = _read_nifti(static_file, np.float64)
+    static, affine = read_nifti(static_file, np.float64)
     check_volume(static, static_file, 3)
     finite_array(static, static_file)
-    labels, labels_affine = _read_nifti(labels_file, None)
+    labels, labels_affine = read_nifti(labels_file, None)
     check_volume(labels, labels_file, 3)
-    _check_same_grid(labels_file, labels.shape, labels_affine, static_file, static.shape, affine)
+    check_same_grid(labels_file, labels.shape, labels_affine, static_file, static.shape, affine)
     labels = check_labels(labels, labels_file)
     if dynamic_path is None:
         if sidecar_path is not None:
             raise InputError(sidecar_path, "FrameTimesStart", "sidecar given without dynamic image")
         return PetInputs(static, labels, affine)
     dynamic_file = Path(dynamic_path)
-    dynamic, dynamic_affine = _read_nifti(dynamic_file, np.float32)
+    dynamic, dynamic_affine = read_nifti(dynamic_file, np.float32)
     check_volume(dynamic, dynamic_file, 4)
-    _check_same_grid(dynamic_file, dynamic.shape, dynamic_affine, static_file, static.shape, affine)
+    check_same_grid(dynamic_file, dynamic.shape, dynamic_affine, static_file, static.shape, affine)
     finite_array(dynamic, dynamic_file)
     sidecar = sidecar_for(dynamic_file) if sidecar_path is None else Path(sidecar_path)
     starts, durations = read_frame_timing(sidecar, dynamic.shape[3])
