@@ -22,13 +22,10 @@ import pandas as pd
 
 from fdopa.data.layout import LABELS_DIR, SubjectPaths
 from fdopa.data.transforms import check_channels
+from fdopa.kinetics.io import AFFINE_TOL_MM
+from fdopa.kinetics.validation import LABEL_VALUES
 
 log = logging.getLogger(__name__)
-
-#: Label values of SPEC §1: background, brain, striatum, tumour.
-LABEL_VALUES: tuple[int, ...] = (0, 1, 2, 3)
-#: Largest affine difference (mm) tolerated between the images of one subject (SPEC §2).
-AFFINE_TOLERANCE_MM = 1e-3
 
 
 class CohortError(ValueError):
@@ -107,7 +104,7 @@ def _grid_problems(reference: Path, ref: nib.Nifti1Image, path: Path) -> list[st
             f"{path}: grid mismatch with {reference}: shape {header.shape[:3]} != {ref.shape[:3]}"
         ]
     diff = float(np.abs(header.affine - ref.affine).max())
-    if diff > AFFINE_TOLERANCE_MM:
+    if diff > AFFINE_TOL_MM:
         return [f"{path}: grid mismatch with {reference}: affine differs by {diff:.4g} mm"]
     return []
 
