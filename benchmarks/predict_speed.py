@@ -38,14 +38,17 @@ from typing import Any
 import numpy as np
 
 CASES = ("predict", "predict_tta", "fdopa_window", "monai_window")
-DEFAULT_NETWORK = {
-    "encoder_name": "resnet18",
-    "in_channels": 1,
-    "classes": 4,
-    "encoder_depth": 5,
-    "decoder_channels": [64, 32, 16, 16, 8],
-    "encoder_weights": None,
-}
+
+
+def default_network() -> dict[str, Any]:
+    """The network node of conf/model/unet.yaml, without its ``_target_``."""
+    from omegaconf import OmegaConf
+
+    from fdopa.config import compose_train
+
+    net = OmegaConf.to_container(compose_train().model.net, resolve=True)
+    net.pop("_target_")
+    return net
 
 
 def make_inputs(folder: Path, patch: int, seed: int) -> tuple[Path, Path]:
@@ -64,7 +67,7 @@ def make_inputs(folder: Path, patch: int, seed: int) -> tuple[Path, Path]:
     subject = build_subject(config, "sub-bench", np.random.SeedSequence([seed, 1]), dynamic=False)
     write_subject(folder, subject, config)
     bundle_config = BundleConfig(
-        builder="fdopa.models.network.build_unet", network=DEFAULT_NETWORK, channels=("pet",),
+        builder="fdopa.models.network.build_unet", network=default_network(), channels=("pet",),
         spacing_mm=(2.0, 2.0, 2.0), patch_size=(patch,) * 3, training_grid_shape=(88, 104, 88),
     )  # fmt: skip
     torch.manual_seed(seed)
