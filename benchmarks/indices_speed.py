@@ -1,4 +1,4 @@
-"""Speed of the SPEC §3 indices: fast path vs a per-region, per-frame loop, on a 2 mm subject.
+"""Speed of the PET indices: fast path vs a per-region, per-frame loop, on a 2 mm subject.
 
 Usage: python benchmarks/indices_speed.py [--repeat 5] [--seed 0]
 

@@ -10,7 +10,7 @@ process with ``--threads`` torch threads:
 
 * ``predict``: :meth:`fdopa.export.Predictor.predict` from the file (reading and checking the
   input, model-grid mapping, preprocessing, sliding windows with Hann blending, labels back on
-  the native grid, every SPEC §3 index);
+  the native grid, every PET index);
 * ``predict_tta``: the same with the left-right flip test-time augmentation;
 * ``fdopa_window``: the sliding-window step alone, :func:`fdopa.models.inference.predict_volume`
   (TorchIO GridSampler/GridAggregator, Hann), on the preprocessed volume;

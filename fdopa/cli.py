@@ -1,4 +1,4 @@
-"""The ``fdopa`` command line: ``fdopa synth | indices | report | export | predict``.
+"""The ``fdopa`` command line: ``synth | indices | report | export | predict | import | labels``.
 
 Each sub-command parses its arguments, turns bad arguments into one clear line on stderr and
 exit status 2, and calls the library; the library itself never prints.
@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fdopa import __version__
+from fdopa.errors import EXIT_HELP, run_guarded
 from fdopa.evaluation.cli import add_report
 from fdopa.export.cli import add_export, add_predict
+from fdopa.hospital.cli import add_import, add_labels
 
 if TYPE_CHECKING:
     from fdopa.kinetics import Preset
@@ -27,7 +29,7 @@ log = logging.getLogger("fdopa")
 def _add_synth(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "synth",
-        help="generate a synthetic FDOPA PET cohort (SPEC §5)",
+        help="generate a synthetic FDOPA PET cohort with exact ground truth",
         description="Generate a synthetic [18F]F-DOPA PET cohort with exact ground truth.",
     )
     parser.add_argument("--cohort", default="paediatric", help="adult or paediatric")
@@ -44,7 +46,8 @@ def _add_synth(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--jobs", type=int, default=-1,
                         help="worker processes (-1: all cores)")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="output cohort directory")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier fdopa cohort (never other files)")  # fmt: skip
     parser.set_defaults(func=_synth)
 
 
@@ -69,20 +72,22 @@ def _synth(args: argparse.Namespace) -> int:
 def _add_indices(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "indices",
-        help="PET indices (SPEC §3) of one scan or of a whole cohort",
-        description="Compute the SPEC §3 FDOPA PET indices (T/S, TBRmax, TBRmean, MTV, TACs, "
+        help="FDOPA PET indices of one scan or of a whole cohort",
+        description="Compute the FDOPA PET indices (T/S, TBRmax, TBRmean, MTV, TACs, "
         "TTP, slopes, DSR, Patlak Ki_ref) of one scan (--pet) or of a cohort (--cohort).",
         epilog="Exit status: 0 on success, 2 for bad arguments or input (one line naming the "
         "file and field), 1 when some cohort subjects failed (their rows carry an error).",
     )
     scan = parser.add_argument_group("one scan")
     scan.add_argument("--pet", type=Path, help="3D static PET (NIfTI)")
-    scan.add_argument("--labels", type=Path, help="SPEC §1 label map on the same grid")
+    scan.add_argument("--labels", type=Path,
+                      help="label map on the same grid: 0 background, 1 brain, 2 striatum, "
+                      "3 tumour")  # fmt: skip
     scan.add_argument("--dynamic", type=Path, help="optional 4D PET on the same grid")
     scan.add_argument("--sidecar", type=Path,
                       help="sidecar of --dynamic (default: its name with .json)")  # fmt: skip
     scan.add_argument("--participant-id", help="default: the sub-XXX prefix of --pet")
-    cohort = parser.add_argument_group("a cohort (SPEC §2 layout)")
+    cohort = parser.add_argument_group("a cohort (PET-BIDS-like cohort layout)")
     cohort.add_argument("--cohort", type=Path, metavar="ROOT", help="cohort root directory")
     cohort.add_argument("--labels-from", default="derivatives/labels",
                         help="label folder relative to ROOT (%(default)s)")  # fmt: skip
@@ -97,11 +102,12 @@ def _add_indices(commands: argparse._SubParsersAction) -> None:
 
 def _indices(args: argparse.Namespace) -> int:
     from fdopa.kinetics import get_preset, indices_from_files, parse_overrides
-    from fdopa.kinetics.io import write_text_atomic
+    from fdopa.outputs import check_output_file, write_text_atomic
 
     preset = get_preset(args.preset, **parse_overrides(args.set))
     if (args.pet is None) == (args.cohort is None):
         raise ValueError("give either --pet (one scan) or --cohort (a cohort)")
+    check_output_file(args.out, parents=True)  # missing folders are created
     if args.cohort is not None:
         return _indices_cohort(args, preset)
     if args.labels is None:
@@ -120,12 +126,13 @@ def _indices_cohort(args: argparse.Namespace, preset: Preset) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from fdopa.kinetics.cohort import COHORT_COLUMNS, cohort_participants, iter_cohort_indices
-    from fdopa.kinetics.io import write_text_atomic
     from fdopa.kinetics.result import csv_text
+    from fdopa.outputs import check_output_dir, staged_files, write_text_atomic
 
     ids = cohort_participants(args.cohort)
     tac_dir = args.out.with_name(f"{args.out.stem}_tacs")
-    rows, failed = [], []
+    check_output_dir(tac_dir)
+    rows, failed, tacs = [], [], {}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=Console(stderr=True)) as bar:
         task = bar.add_task(f"indices {preset.name}", total=len(ids))
@@ -137,10 +144,13 @@ def _indices_cohort(args: argparse.Namespace, preset: Preset) -> int:
             if item.error is not None:
                 failed.append(item.participant_id)
             elif item.result is not None and item.result.tacs is not None:
-                path = tac_dir / f"{item.participant_id}_tacs.csv"
-                write_text_atomic(path, item.result.tacs.to_csv())
+                tacs[tac_dir / f"{item.participant_id}_tacs.csv"] = item.result.tacs.to_csv()
             bar.advance(task)
     rows.sort(key=lambda row: row["participant_id"])
+    if tacs:
+        with staged_files({str(p): p for p in tacs}, overwrite=True) as staged:
+            for path, text in tacs.items():
+                staged[str(path)].write_text(text, encoding="utf-8")
     write_text_atomic(args.out, csv_text(rows, COHORT_COLUMNS))
     print(f"wrote the {preset.name} indices of {len(ids) - len(failed)}/{len(ids)} subjects to "
           f"{args.out} (TACs in {tac_dir})")  # fmt: skip
@@ -156,12 +166,16 @@ _COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_report,
     add_export,
     add_predict,
+    add_import,
+    add_labels,
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``fdopa`` argument parser with every sub-command."""
-    parser = argparse.ArgumentParser(prog="fdopa", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="fdopa", description=__doc__.splitlines()[0], epilog=EXIT_HELP
+    )
     parser.add_argument("--version", action="version", version=f"fdopa {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -174,7 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fdopa`` console script.
 
     Returns:
-        Exit status: 0 on success, 2 for bad arguments or input.
+        Exit status (:data:`fdopa.errors.EXIT_HELP`): 0 success, 1 some cohort subjects
+        failed, 2 bad input (one line on stderr), 130 interrupted.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -182,11 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    try:
-        return int(args.func(args))
-    except (ValueError, FileExistsError, FileNotFoundError) as err:
-        print(f"fdopa {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    return run_guarded(f"fdopa {args.command}", lambda: args.func(args), verbose=args.verbose)
 
 
 if __name__ == "__main__":

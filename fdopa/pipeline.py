@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from fdopa.config import validate_train_config
+from fdopa.outputs import copy_file_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +31,7 @@ def _instantiate_all(node: DictConfig | None) -> list[Any]:
 
 def publish_checkpoint(source: str | Path, target: str | Path) -> Path:
     """Copy a checkpoint to a stable path atomically (temporary name, then rename)."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    shutil.copyfile(source, tmp)
-    tmp.replace(target)
+    target = copy_file_atomic(source, target)
     log.info("published %s → %s", source, target)
     return target
 
@@ -48,13 +46,20 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
         ``(datamodule, module, trainer)``.
 
     Raises:
+        fdopa.errors.BadInput: If a config key is mistyped or an input path is missing
+            (:func:`fdopa.config.validate_train_config`).
         FileNotFoundError: If ``finetune.pretrained`` names a missing checkpoint.
+        fdopa.models.transfer.CheckpointError: If ``finetune.pretrained`` or ``ckpt_path`` is
+            not a Lightning checkpoint.
     """
-    from fdopa.models.transfer import load_pretrained, require_checkpoint
+    from fdopa.models.transfer import load_pretrained, read_checkpoint, require_checkpoint
 
+    validate_train_config(cfg)
     pretrained = cfg.finetune.get("pretrained")
-    if pretrained:
-        require_checkpoint(pretrained)  # before the (possibly long) cohort generation
+    if pretrained:  # before the (possibly long) cohort generation
+        read_checkpoint(require_checkpoint(pretrained), "finetune.pretrained")
+    if cfg.get("ckpt_path"):
+        read_checkpoint(cfg.ckpt_path, "ckpt_path")
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     augment = instantiate(cfg.augment) if cfg.get("augment") else None
@@ -74,7 +79,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     resolved = OmegaConf.to_container(cfg, resolve=True)
     for logger in loggers:
         logger.log_hyperparams(resolved)
-    (output_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(resolved))
+    write_text_atomic(output_dir / "config_resolved.yaml", OmegaConf.to_yaml(resolved))
     return datamodule, model, trainer
 
 
@@ -92,7 +97,12 @@ def train(cfg: DictConfig) -> float | None:
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
     if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        except SystemExit:
+            if trainer.interrupted:  # Lightning turns Ctrl-C into exit status 1
+                raise KeyboardInterrupt from None
+            raise
     checkpoint = trainer.checkpoint_callback
     best_path = getattr(checkpoint, "best_model_path", "") or ""
     score = getattr(checkpoint, "best_model_score", None)

@@ -14,6 +14,8 @@ Composition (checked by ``tests/data/test_synthetic.py``):
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -35,7 +37,7 @@ def adult_config() -> SynthConfig:
 
 @pytest.fixture(scope="session")
 def paediatric_cohort(tmp_path_factory, paediatric_config) -> Path:
-    """Root of a synthetic paediatric cohort (SPEC §2 layout), generated once per session.
+    """Root of a synthetic paediatric cohort (cohort layout), generated once per session.
 
     Built from :func:`paediatric_config` with two workers. Treat it as read-only: copy it
     (``shutil.copytree``) before modifying anything.
@@ -47,10 +49,36 @@ def paediatric_cohort(tmp_path_factory, paediatric_config) -> Path:
 
 @pytest.fixture(scope="session")
 def adult_cohort(tmp_path_factory, adult_config) -> Path:
-    """Root of a synthetic adult cohort (SPEC §2 layout), generated once per session.
+    """Root of a synthetic adult cohort (cohort layout), generated once per session.
 
     Built from :func:`adult_config` with two workers. Treat it as read-only.
     """
     root = tmp_path_factory.mktemp("synth_adult") / "cohort"
     generate_cohort(adult_config, root, n_jobs=2, progress=False)
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _rmtree_only_in_scratch(tmp_path_factory):
+    """Safety net: no test may delete a folder outside the temporary and repository folders.
+
+    A regression in the output-safety code (e.g. ``--overwrite`` of ``/`` or ``~``) must fail
+    the test that exercises it, not wipe the machine that runs the suite.
+    """
+    allowed = [
+        Path(tempfile.gettempdir()).resolve(),
+        tmp_path_factory.getbasetemp().resolve(),
+        Path(__file__).resolve().parents[1],
+        Path("/dev/shm").resolve(),  # joblib's memory-mapping folders of worker processes
+    ]
+    real_rmtree = shutil.rmtree
+
+    def guarded(path, *args, **kwargs):
+        target = Path(path).resolve()
+        if not any(target != root and target.is_relative_to(root) for root in allowed):
+            raise AssertionError(f"a test tried to delete {target}, outside its scratch folders")
+        return real_rmtree(path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(shutil, "rmtree", guarded)
+        yield

@@ -83,3 +83,11 @@ def test_trainer_is_gpu_ready_but_cpu_safe(tmp_path):
     assert cfg.trainer.accelerator == "auto"
     trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
     assert trainer.max_epochs == cfg.trainer.max_epochs
+
+
+def test_the_recipe_trains_on_pet_and_flair_with_flair_dropout(tmp_path):
+    for experiment in ("pretrain", "finetune", "scratch"):
+        cfg = compose_train([f"+experiment={experiment}"], output_dir=tmp_path)
+        assert list(cfg.data.channels) == ["pet", "flair"]
+        assert 0 < cfg.data.channel_dropout.flair < 1
+    assert compose_train([], output_dir=tmp_path).data.channel_dropout is None

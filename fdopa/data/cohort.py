@@ -1,8 +1,8 @@
-"""Read and validate a cohort in the SPEC §2 layout.
+"""Read and validate a cohort in the PET-BIDS-like cohort layout (docs/labels-and-layout.md).
 
 :func:`load_cohort` lists every participant of ``participants.tsv`` with the paths of its files
 and checks, before any training starts, what would otherwise fail deep inside a data loader:
-missing files, images of one subject on different voxel grids, label values outside SPEC §1.
+missing files, images of one subject on different voxel grids, label values outside the label map.
 Images are checked from their headers; only the label maps are read in full. Every problem of
 the cohort is collected and reported at once, each naming the file and the field.
 """
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 class CohortError(ValueError):
-    """A cohort does not follow the SPEC §2 layout; the message lists every problem."""
+    """A cohort does not follow the cohort layout; the message lists every problem."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class CohortSubject:
     Attributes:
         participant_id: BIDS label with the ``sub-`` prefix.
         static_pet: 3D static PET image.
-        labels: Label map (SPEC §1), or ``None`` when labels were not required and are absent.
+        labels: Label map (values 0–3), or ``None`` when labels were not required and are absent.
         flair: FLAIR channel, or ``None`` when absent.
         dynamic_pet: 4D dynamic PET image, or ``None`` when absent.
         dynamic_sidecar: JSON sidecar of the dynamic image (``None`` with it).
@@ -110,11 +110,11 @@ def _grid_problems(reference: Path, ref: nib.Nifti1Image, path: Path) -> list[st
 
 
 def _label_problems(path: Path) -> list[str]:
-    """Label values of ``path`` outside SPEC §1."""
+    """Label values of ``path`` outside the label map."""
     values = np.unique(np.asarray(nib.load(path).dataobj))
     bad = sorted(set(values.tolist()) - set(LABEL_VALUES))
     if bad:
-        return [f"{path}: label values {bad[:10]} outside {list(LABEL_VALUES)} (SPEC §1)"]
+        return [f"{path}: label values {bad[:10]} outside the label map {list(LABEL_VALUES)}"]
     return []
 
 
@@ -187,7 +187,7 @@ def load_cohort(
     require_labels: bool = True,
     required_columns: Sequence[str] = ("participant_id",),
 ) -> list[CohortSubject]:
-    """Read and validate a SPEC §2 cohort.
+    """Read and validate a cohort in the cohort layout.
 
     Args:
         root: Cohort root directory (holds ``participants.tsv``).

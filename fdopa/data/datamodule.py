@@ -1,4 +1,4 @@
-"""Lightning data module: a SPEC §2 cohort as label-balanced training patches and whole volumes.
+"""Lightning data module: a cohort as label-balanced training patches and whole volumes.
 
 Training draws patches through a TorchIO :class:`~torchio.Queue` whose
 :class:`~torchio.LabelSampler` centres patches on each label with the configured probability;
@@ -23,16 +23,22 @@ import torch
 import torchio as tio
 from torch.utils.data import DataLoader, DistributedSampler
 
+from fdopa.config import may_generate
 from fdopa.data.cohort import CohortSubject, load_cohort
 from fdopa.data.layout import LABELS_DIR
 from fdopa.data.splits import make_folds, split, write_splits
 from fdopa.data.synthetic import SynthConfig, generate_cohort
 from fdopa.data.synthetic.cohort import _dataset_description
-from fdopa.data.transforms import DEFAULT_SUV_SCALE, build_preprocessing, check_channels
+from fdopa.data.transforms import (
+    DEFAULT_SUV_SCALE,
+    RandomChannelDropout,
+    build_preprocessing,
+    check_channels,
+)
 
 log = logging.getLogger(__name__)
 
-#: Class names in label order (SPEC §1).
+#: Class names in label order (the label map).
 CLASS_NAMES: tuple[str, ...] = ("background", "brain", "striatum", "tumour")
 #: Default probability of a training patch being centred on each label.
 DEFAULT_LABEL_PROBABILITIES: dict[int, float] = {0: 0.1, 1: 0.3, 2: 0.3, 3: 0.3}
@@ -117,14 +123,18 @@ def _plain(value: Any) -> Any:
 
 
 class FdopaDataModule(L.LightningDataModule):
-    """A SPEC §2 cohort, split by participant, as training patches and validation volumes.
+    """A cohort, split by participant, as training patches and validation volumes.
 
     Args:
-        root: Cohort root (``participants.tsv`` and the SPEC §2 files).
+        root: Cohort root (``participants.tsv`` and the files of the cohort layout).
         labels_from: Label-map folder relative to ``root``.
         channels: Input channels in order (``pet``, ``flair``).
-        synth: :class:`~fdopa.data.synthetic.SynthConfig` keywords; when given and ``root`` does
-            not exist, :meth:`prepare_data` generates the cohort there.
+        synth: :class:`~fdopa.data.synthetic.SynthConfig` keywords; when given, ``root`` lies
+            inside ``synth_dir`` and does not exist, :meth:`prepare_data` generates the cohort
+            there.
+        synth_dir: The only folder under which a cohort may be generated (the embedded-data
+            configs: ``${paths.data_dir}/synthetic``); ``None``: never generate. A ``root``
+            elsewhere is a user's cohort: never generated, never compared with ``synth``.
         n_folds: Number of participant-level folds.
         fold: Validation (and test) fold of this run.
         split_seed: Seed of the fold assignment.
@@ -141,6 +151,9 @@ class FdopaDataModule(L.LightningDataModule):
         augment: Training augmentation (applied after preprocessing), or ``None``.
         run_dir: Directory that receives ``splits.csv``, or ``None``.
         max_subjects: Use only the first participants (by id), or ``None`` for all.
+        channel_dropout: Channel name → probability of blanking it in a training volume
+            (:class:`~fdopa.data.transforms.RandomChannelDropout`, after augmentation), so
+            the model also works without that channel; ``None`` or ``{}``: never.
     """
 
     def __init__(
@@ -149,6 +162,7 @@ class FdopaDataModule(L.LightningDataModule):
         labels_from: str = LABELS_DIR,
         channels: Sequence[str] = ("pet",),
         synth: Mapping[str, Any] | None = None,
+        synth_dir: str | None = None,
         n_folds: int = 5,
         fold: int = 0,
         split_seed: int = 0,
@@ -164,12 +178,14 @@ class FdopaDataModule(L.LightningDataModule):
         augment: tio.Transform | None = None,
         run_dir: str | None = None,
         max_subjects: int | None = None,
+        channel_dropout: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root)
         self.labels_from = labels_from
         self.channels = check_channels(_plain(channels))
         self.synth = SynthConfig(**_plain(synth)) if synth is not None else None
+        self.generates = may_generate(root, synth, synth_dir)
         self.n_folds, self.fold, self.split_seed = n_folds, fold, split_seed
         self.stratify = stratify
         self.patch_size = tuple(int(n) for n in patch_size)
@@ -182,6 +198,14 @@ class FdopaDataModule(L.LightningDataModule):
         self.augment = augment
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.max_subjects = max_subjects
+        dropout = {str(k): float(v) for k, v in _plain(channel_dropout or {}).items()}
+        unknown = sorted(set(dropout) - set(self.channels))
+        if unknown or (dropout and set(dropout) >= set(self.channels)):
+            raise ValueError(
+                f"data.channel_dropout: {unknown or sorted(dropout)} must name some, not all, of "
+                f"data.channels {list(self.channels)}"
+            )
+        self.channel_dropout = {k: v for k, v in dropout.items() if v > 0}
         self.folds: pd.DataFrame | None = None
         self.train_subjects: list[CohortSubject] = []
         self.val_subjects: list[CohortSubject] = []
@@ -193,16 +217,23 @@ class FdopaDataModule(L.LightningDataModule):
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        """Class names in label order (SPEC §1)."""
+        """Class names in label order (the label map)."""
         return CLASS_NAMES
 
     def prepare_data(self) -> None:
         """Generate the synthetic cohort into ``root`` when configured and absent.
 
         Raises:
+            FileNotFoundError: If ``root`` is a user's cohort (not inside ``synth_dir``) and
+                does not exist.
             ValueError: If ``root`` holds a synthetic cohort made with other options.
         """
-        if self.synth is None:
+        if not self.generates or self.synth is None:
+            if not self.root.is_dir():
+                raise FileNotFoundError(
+                    f"data.root: {self.root}: no such cohort folder; point data.root at the "
+                    "folder holding participants.tsv"
+                )
             return
         if not self.root.exists():
             log.info("generating the synthetic %s cohort into %s", self.synth.cohort, self.root)
@@ -279,8 +310,13 @@ class FdopaDataModule(L.LightningDataModule):
 
     def _dataset(self, subjects: Sequence[CohortSubject], train: bool) -> tio.SubjectsDataset:
         transform = self.preprocess
-        if train and self.augment is not None:
-            transform = tio.Compose([self.preprocess, self.augment])
+        if train:
+            steps = [self.preprocess]
+            if self.augment is not None:
+                steps.append(self.augment)
+            if self.channel_dropout:
+                steps.append(RandomChannelDropout(self.channel_dropout))
+            transform = tio.Compose(steps) if len(steps) > 1 else transform
         tio_subjects = [to_tio_subject(s, self.channels, not train) for s in subjects]
         return tio.SubjectsDataset(tio_subjects, transform=transform)
 

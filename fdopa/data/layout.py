@@ -1,9 +1,12 @@
-"""File names of the PET-BIDS-like cohort layout (SPEC §2), shared by readers and writers."""
+"""File names of the PET-BIDS-like cohort layout, shared by readers and writers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+#: Input channels a cohort can provide, in the order they may be requested.
+CHANNELS: tuple[str, ...] = ("pet", "flair")
 
 #: Derivative folders: reference labels, the manual-delineation variant, noise-free images
 #: (same file names as the raw data) and per-subject ground truth of the synthetic cohort.
@@ -11,6 +14,9 @@ LABELS_DIR = "derivatives/labels"
 MANUAL_DIR = "derivatives/manual"
 NOISE_FREE_DIR = "derivatives/noisefree"
 TRUTH_DIR = "derivatives/truth"
+#: Hospital import: FLAIR → PET transforms and QC pictures; physicians' tumour masks.
+REGISTRATION_DIR = "derivatives/registration"
+TUMOUR_DIR = "derivatives/tumour"
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ class SubjectPaths:
 
     @property
     def labels(self) -> Path:
-        """Reference label map (SPEC §1)."""
+        """Reference label map (values 0–3)."""
         return self.root / LABELS_DIR / self.participant_id / f"{self.participant_id}_dseg.nii.gz"
 
     @property
@@ -72,3 +78,9 @@ class SubjectPaths:
     def truth(self) -> Path:
         """Ground-truth JSON (synthetic cohort)."""
         return self.root / TRUTH_DIR / self.participant_id / f"{self.participant_id}_truth.json"
+
+    @property
+    def flair_to_pet(self) -> Path:
+        """Rigid FLAIR registration of the hospital import (ITK: PET points → FLAIR points)."""
+        pid = self.participant_id
+        return self.root / REGISTRATION_DIR / pid / f"{pid}_from-FLAIR_to-PET_xfm.tfm"

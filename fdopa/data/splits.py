@@ -10,12 +10,12 @@ fold holds each stratum to within one participant and all folds are equal in siz
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from fdopa.outputs import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,19 @@ def make_folds(
     strata = _strata(participants, stratify)
     if isinstance(n_folds, bool) or not isinstance(n_folds, int | np.integer):
         raise ValueError(f"n_folds: must be an integer, got {n_folds!r}")
-    if not 2 <= n_folds <= len(strata):
-        raise ValueError(f"n_folds: need 2 ≤ n_folds ≤ {len(strata)} participants, got {n_folds}")
+    if n_folds < 2:
+        raise ValueError(f"n_folds: need at least 2 folds, got {n_folds}")
+    if n_folds > len(strata):
+        n = len(strata)
+        fix = (
+            f"add participants or lower the folds (data.n_folds={n} at most)"
+            if n >= 2
+            else "add participants: cross-validation needs at least 2"
+        )
+        raise ValueError(
+            f"n_folds: the cohort is too small for {n_folds} folds: it has {n} participant(s) "
+            f"and every fold needs one; {fix}"
+        )
     rng = np.random.default_rng(seed)
     fold_order = rng.permutation(n_folds)
     folds: dict[str, int] = {}
@@ -121,16 +132,7 @@ def write_splits(folds: pd.DataFrame, fold: int, run_dir: str | Path) -> Path:
     """
     train_ids, _ = split(folds, fold)
     table = folds.assign(split=np.where(folds["participant_id"].isin(train_ids), "train", "val"))
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    target = run_dir / SPLITS_FILE
-    handle, staging = tempfile.mkstemp(prefix=f".{SPLITS_FILE}.", dir=run_dir)
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            table[["participant_id", "fold", "split"]].to_csv(stream, index=False)
-        os.replace(staging, target)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
+    target = Path(run_dir) / SPLITS_FILE
+    write_text_atomic(target, table[["participant_id", "fold", "split"]].to_csv(index=False))
     log.info("wrote %s (fold %d: %d val participants)", target, fold, (table.split == "val").sum())
     return target

@@ -16,10 +16,10 @@ import torchio as tio
 from torchio.transforms.augmentation import RandomTransform
 from torchio.transforms.intensity_transform import IntensityTransform
 
+from fdopa.data.layout import CHANNELS
+
 #: Intensity normalisations of the PET channel, selected by name.
 NORMALISATIONS: tuple[str, ...] = ("suv", "zscore", "none")
-#: Input channels a cohort can provide, in the order they may be requested.
-CHANNELS: tuple[str, ...] = ("pet", "flair")
 #: Default SUV scale of the ``suv`` normalisation: brain and tumour uptake become O(1).
 DEFAULT_SUV_SCALE = 3.0
 
@@ -113,6 +113,44 @@ class RandomIntensityScale(RandomTransform, IntensityTransform):
         """Apply :class:`IntensityScale` with a freshly drawn factor."""
         transform = IntensityScale(self.get_params(), **self._get_base_args())
         return transform(subject)
+
+
+class RandomChannelDropout(RandomTransform):
+    """Blank whole input channels at random, so one model also works without them.
+
+    Each named channel is replaced, with its own probability, by zeros — after
+    :func:`build_preprocessing` that is its mean (the FLAIR z-score) and exactly what
+    :class:`~fdopa.export.Predictor` feeds when the channel is not given. At most all but one of
+    the subject's channels are blanked (the PET is never named in practice).
+
+    Args:
+        probabilities: Channel name → probability of blanking it (0 ≤ p ≤ 1).
+        **kwargs: See :class:`torchio.transforms.Transform`.
+
+    Raises:
+        ValueError: If a probability lies outside [0, 1].
+
+    Examples:
+        >>> import torch, torchio as tio
+        >>> subject = tio.Subject(flair=tio.ScalarImage(tensor=torch.ones(1, 2, 2, 2)))
+        >>> float(RandomChannelDropout({"flair": 1.0})(subject)["flair"].data.sum())
+        0.0
+    """
+
+    def __init__(self, probabilities: dict[str, float], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.probabilities = {str(k): float(v) for k, v in dict(probabilities).items()}
+        bad = {k: v for k, v in self.probabilities.items() if not 0.0 <= v <= 1.0}
+        if bad:
+            raise ValueError(f"data.channel_dropout: probabilities must lie in [0, 1], got {bad}")
+
+    def apply_transform(self, subject: tio.Subject) -> tio.Subject:
+        """Zero each named image present in ``subject`` with its probability (torch RNG)."""
+        for name, probability in self.probabilities.items():
+            if name in subject and float(torch.rand(1)) < probability:
+                image = subject[name]
+                image.set_data(torch.zeros_like(image.data, dtype=torch.float32))
+        return subject
 
 
 def pet_normalisation(name: str, *, suv_scale: float = DEFAULT_SUV_SCALE) -> tio.Transform | None:

@@ -1,4 +1,4 @@
-"""Clinical evaluation (SPEC §4): agreement and outcome statistics, the callback, the report.
+"""Clinical evaluation: agreement and outcome statistics, the callback, the report.
 
 * :mod:`~fdopa.evaluation.agreement` — ICC(A,1)/ICC(C,1), Bland–Altman, Wilcoxon, MAPE, ρ;
 * :mod:`~fdopa.evaluation.association` — Mann–Whitney, ROC AUC and Youden cut-off vs grade;

@@ -1,4 +1,4 @@
-"""Paired agreement of an index between two methods (SPEC §4): ICC, Bland–Altman, MAPE, ρ.
+"""Paired agreement of an index between two methods: ICC, Bland–Altman, MAPE, ρ.
 
 One method is the *reference* (the delineation the other is judged against: bias, MAPE and
 the percentage errors are relative to it) and the other is the *method* under test.

@@ -1,4 +1,4 @@
-"""Association of an index with tumour grade (SPEC §4): Mann–Whitney p, ROC AUC, Youden cut-off.
+"""Association of an index with tumour grade: Mann–Whitney p, ROC AUC, Youden cut-off.
 
 Higher values are taken to point to the *positive* grade (HGG by default): the AUC is the
 probability that a random positive subject has a higher value than a random negative one (ties

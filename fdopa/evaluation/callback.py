@@ -1,6 +1,6 @@
 """ClinicalEvaluation: judge every validation epoch on the clinical indices, not on Dice alone.
 
-For every validation volume the SPEC §3 indices are computed twice on the same static PET with
+For every validation volume the PET indices are computed twice on the same static PET with
 the same preset — once on the predicted label map (``validation_step``'s ``pred``) and once on
 the reference labels — with the dynamic indices when the subject has a 4-D image. The 4-D
 image is read from disk and brought to the canonical RAS+ orientation of the batch (the data
@@ -47,7 +47,8 @@ from fdopa.evaluation.agreement import agreement_table, paired_values
 from fdopa.evaluation.names import DEFAULT_INDICES, PREFIX, SCORE_INDICES, SCORE_KEY
 from fdopa.evaluation.score import clinical_score, subject_terms
 from fdopa.kinetics import IndexResult, InputError, compute_indices, get_preset
-from fdopa.kinetics.io import read_frame_timing, sidecar_for, write_text_atomic
+from fdopa.kinetics.io import read_frame_timing, sidecar_for
+from fdopa.outputs import write_text_atomic
 
 __all__ = ["ClinicalEvaluation", "load_canonical_dynamic"]
 
@@ -90,7 +91,7 @@ class ClinicalEvaluation(L.Callback):
     Args:
         preset: Index preset name (``guideline`` or ``genoa2024``).
         preset_overrides: Preset fields to change (as ``fdopa indices --set``).
-        indices: SPEC §3.4 indices compared and logged.
+        indices: Index output names compared and logged.
         score_indices: Key indices of ``val/clinical/score``.
         dynamic: Compute the dynamic indices of subjects with a 4-D image.
         cache_dynamic: Keep the canonical 4-D images in memory between epochs (about

@@ -27,7 +27,7 @@ def add_report(commands: argparse._SubParsersAction) -> None:
     """Add the ``report`` sub-command to the ``fdopa`` parser."""
     parser = commands.add_parser(
         "report",
-        help="clinical-evaluation report: agreement, grade and survival (SPEC §4)",
+        help="clinical-evaluation report: agreement, grade and survival",
         description="Write DIR/report.html, DIR/agreement.csv and PNG figures: agreement "
         "between delineation methods (ICC, Bland-Altman, Wilcoxon, MAPE, Spearman), ROC vs "
         "grade, Kaplan-Meier by T/S > 1 with log-rank, Cox HR. With a cohort holding manual "
@@ -82,7 +82,8 @@ def add_report(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--cutoff-index", default="tsr", help="index split for Kaplan-Meier")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes for a cohort")
-    parser.add_argument("--out", type=Path, required=True, help="report folder")
+    parser.add_argument("--out", type=Path, required=True, help="report folder to create")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier report")
     parser.set_defaults(func=_report)
 
 
@@ -155,6 +156,7 @@ def _cohort_methods(args: argparse.Namespace, report: _Sources) -> None:
 def _report(args: argparse.Namespace) -> int:
     from fdopa.evaluation.report import default_comparisons, write_report
     from fdopa.kinetics import get_preset, parse_overrides
+    from fdopa.outputs import check_artefact_dir
 
     given = (args.run is not None) + (args.indices is not None)
     if given > 1 or (given == 0 and args.cohort is None):
@@ -163,6 +165,7 @@ def _report(args: argparse.Namespace) -> int:
         raise ValueError("--indices and --against go together")
     if args.auto_labels is not None and (args.run or args.indices or args.cohort is None):
         raise ValueError("--auto-labels: only with --cohort alone")
+    check_artefact_dir(args.out, kind="report", overwrite=args.overwrite)  # before any work
     report = _Sources(get_preset(args.preset, **parse_overrides(args.set)), args.cohort)
     _given_methods(args, report)
     if report.cohort is not None:
@@ -181,6 +184,7 @@ def _report(args: argparse.Namespace) -> int:
         cutoff_index=args.cutoff_index,
         cutoff=args.cutoff,
         notes=report.notes,
+        overwrite=args.overwrite,
     )
     print(f"wrote {files.page} ({len(files.figures)} figures, {len(files.tables)} tables)")
     return 0

@@ -54,7 +54,7 @@ def semi_automatic_labels(
 ) -> np.ndarray:
     """Threshold-based tumour inside a dilated manual tumour (the semi-automatic delineation).
 
-    The background reference of SPEC §3.1 is derived from the manual labels; candidate voxels
+    The background reference region is derived from the manual labels; candidate voxels
     are labelled voxels (not background, not striatum) within ``dilation_mm`` (Euclidean, in
     mm) of the manual tumour; the new tumour is the candidates with
     ``pet >= threshold × mean(pet in the reference)``. Manual tumour voxels left out become
@@ -62,7 +62,7 @@ def semi_automatic_labels(
 
     Args:
         pet: 3-D static PET.
-        manual_labels: SPEC §1 label map of the manual delineation, same grid.
+        manual_labels: Label map (values 0–3) of the manual delineation, same grid.
         affine: 4×4 voxel-to-RAS-world matrix.
         preset: Preset of the reference region and labels (and of ``threshold``).
         threshold: Multiple of the reference mean; default ``preset.mtv_threshold``.
@@ -121,7 +121,7 @@ def _method_row(
                 inputs.static, inputs.labels, inputs.affine, preset, dilation_mm=dilation_mm
             )
             inputs = dataclasses.replace(inputs, labels=semi)
-        row = indices_from_inputs(inputs, preset, participant_id).to_row()
+        row = indices_from_inputs(inputs, preset, participant_id, paths.static_pet).to_row()
     except Exception as err:  # one failing subject is reported, the others carry on
         message = " ".join(f"{type(err).__name__}: {err}".split())
         logger.warning("%s (%s): %s", participant_id, method, message)
@@ -146,7 +146,7 @@ def cohort_method_indices(
     in ``methods``.
 
     Args:
-        root: Cohort root (SPEC §2 layout).
+        root: Root of a cohort in the cohort layout.
         preset: Index preset (also that of the semi-automatic threshold).
         auto_labels: Folder of automatic label maps (``<id>/<id>_dseg.nii.gz``), relative to
             ``root`` unless absolute.

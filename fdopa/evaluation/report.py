@@ -39,7 +39,7 @@ from fdopa.evaluation.survival import (
     km_by_cutoff,
     outcome_frame,
 )
-from fdopa.kinetics.io import write_text_atomic
+from fdopa.outputs import staged_dir
 
 __all__ = ["SEED_COMPARISONS", "ReportFiles", "default_comparisons", "write_report"]
 
@@ -102,7 +102,7 @@ class _Writer:
 
     def table(self, name: str, table: pd.DataFrame, show: bool = True) -> None:
         path = self.out / name
-        write_text_atomic(path, table.to_csv(index=False))
+        path.write_text(table.to_csv(index=False), encoding="utf-8")
         self.files.tables.append(path)
         if show:
             self.body.append(_html_table(table))
@@ -189,11 +189,13 @@ def write_report(
     cutoff: float = 1.0,
     title: str = "fdopa clinical evaluation",
     notes: Sequence[str] = (),
+    overwrite: bool = False,
 ) -> ReportFiles:
-    """Write the report folder (module docstring).
+    """Write the report folder (module docstring), all or nothing.
 
     Args:
-        out: Report folder (created).
+        out: Report folder: absent, empty, or (with ``overwrite``) an earlier report; staged
+            beside its target and renamed into place (:func:`fdopa.outputs.staged_dir`).
         methods: Method name → one row per subject (``participant_id`` and index columns).
         comparisons: ``(method, reference)`` pairs; the first is written as ``agreement.csv``.
         participants: ``participants.tsv`` table for grade and survival, or None.
@@ -204,20 +206,49 @@ def write_report(
         cutoff: High group: ``cutoff_index`` > ``cutoff``.
         title: Page title.
         notes: Lines shown under the title (provenance: run, epoch, preset, ...).
+        overwrite: Replace an earlier report in ``out``.
 
     Returns:
         The :class:`ReportFiles`.
 
     Raises:
         ValueError: Without a comparison, or when one names an unknown method.
+        FileExistsError: If ``out`` holds a report and ``overwrite`` is false, or anything else.
     """
     if not comparisons:
         raise ValueError("report: nothing to compare (need at least two delineation methods)")
     unknown = sorted({m for pair in comparisons for m in pair} - set(methods))
     if unknown:
         raise ValueError(f"report: comparisons name unknown methods {unknown}")
+    with staged_dir(out, kind="report", overwrite=overwrite) as staging:
+        files = _write_pages(
+            _Writer(staging), methods, comparisons, participants, indices, outcome_method,
+            cutoff_index, cutoff, title, notes,
+        )  # fmt: skip
     out = Path(out)
-    writer = _Writer(out)
+    files = ReportFiles(
+        out / files.page.name, out / files.agreement.name,
+        [out / p.name for p in files.figures], [out / p.name for p in files.tables],
+    )  # fmt: skip
+    logger.info(
+        "report: %s (%d figures, %d tables)", files.page, len(files.figures), len(files.tables)
+    )
+    return files
+
+
+def _write_pages(
+    writer: _Writer,
+    methods: Mapping[str, pd.DataFrame],
+    comparisons: Sequence[tuple[str, str]],
+    participants: pd.DataFrame | None,
+    indices: Sequence[str],
+    outcome_method: str | None,
+    cutoff_index: str,
+    cutoff: float,
+    title: str,
+    notes: Sequence[str],
+) -> ReportFiles:
+    """Write every table, figure and the page through ``writer`` (see :func:`write_report`)."""
     writer.text("h1", title)
     for line in notes:
         writer.text("p", line)
@@ -240,11 +271,5 @@ def write_report(
         + "\n".join(writer.body)
         + "\n</body></html>\n"
     )
-    write_text_atomic(writer.files.page, page)
-    logger.info(
-        "report: %s (%d figures, %d tables)",
-        writer.files.page,
-        len(writer.files.figures),
-        len(writer.files.tables),
-    )
+    writer.files.page.write_text(page, encoding="utf-8")
     return writer.files

@@ -1,11 +1,11 @@
-"""Survival analysis of the indices (SPEC §4): Kaplan–Meier by a cut-off, log-rank, Cox HR.
+"""Survival analysis of the indices: Kaplan–Meier by a cut-off, log-rank, Cox HR.
 
 Endpoints are overall and progression-free survival, read from ``participants.tsv`` columns
 ``<endpoint>_months`` and ``<endpoint>_event`` (1 = event, 0 = censored). Subjects without the
 index or the endpoint are left out and counted. Everything is delegated to lifelines.
 
 The Kaplan–Meier split puts a subject in the *high* group when its value is strictly above the
-cut-off (SPEC §4 default: T/S > 1, the paediatric high-risk threshold). The Cox model is
+cut-off (default: T/S > 1, the paediatric high-risk threshold). The Cox model is
 univariate per index, HR per unit of the index. Undefined results are NaN with a ``note``:
 an empty group (log-rank), fewer than 3 subjects, no event or no variation
 of the index (Cox), or a Cox fit that does not converge; a fit whose CI reaches 0 or infinity

@@ -10,8 +10,9 @@ Layout (every name fixed)::
     BUNDLE/checksums.json  sha256 of every other file
 
 A bundle is written into a hidden directory beside its target and renamed into place when
-complete. :func:`read_bundle` verifies every checksum before it reads anything else and
-refuses a bundle with a changed, missing or unlisted file.
+complete (:func:`fdopa.outputs.staged_dir`); ``overwrite`` replaces only an earlier bundle.
+:func:`read_bundle` verifies every checksum before it reads anything else and refuses a bundle
+with a changed, missing or unlisted file.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ import hashlib
 import importlib.util
 import json
 import logging
-import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,6 +32,7 @@ import torch
 from torch import nn
 
 from fdopa.export.config import BundleConfig, BundleError
+from fdopa.outputs import check_artefact_dir, staged_dir
 
 __all__ = [
     "CHECKSUMS_FILE",
@@ -152,7 +152,8 @@ def write_bundle(
     """Write a bundle directory atomically.
 
     Args:
-        out: Target directory (must not exist unless ``overwrite``).
+        out: Target directory: absent, empty, or (with ``overwrite``) an fdopa bundle; it is
+            staged as a hidden sibling and renamed into place (:func:`fdopa.outputs.staged_dir`).
         net: Trained network; its state dict must load strictly into
             ``config.build_network()``. It is not modified (a rebuilt copy is traced).
         config: Network, preprocessing and inference settings.
@@ -163,12 +164,12 @@ def write_bundle(
         The written bundle, read back and verified.
 
     Raises:
-        FileExistsError: If ``out`` exists and ``overwrite`` is false.
+        FileExistsError: If ``out`` holds a bundle and ``overwrite`` is false, or holds
+            anything else.
+        ValueError: If ``out`` is the current, home or root folder (or holds one).
         BundleError: If the weights do not fit the configured network or tracing changes them.
     """
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists (use --overwrite to replace it)")
+    out = check_artefact_dir(out, kind="bundle", overwrite=overwrite)
     rebuilt = config.build_network()
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     try:
@@ -177,9 +178,7 @@ def write_bundle(
         raise BundleError(f"the weights do not fit network {config.network}: {err}") from err
     rebuilt.eval()
     example = torch.zeros(1, len(config.channels), *config.patch_size)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with staged_dir(out, kind="bundle", overwrite=overwrite) as staging:
         torch.save(state, staging / MODEL_FILE)
         _trace(rebuilt, example, staging / TORCHSCRIPT_FILE)
         _export_onnx(rebuilt, example, staging / ONNX_FILE)
@@ -187,13 +186,6 @@ def write_bundle(
         _write_json(staging / METADATA_FILE, metadata)
         files = {p.name: sha256(p) for p in sorted(staging.iterdir())}
         _write_json(staging / CHECKSUMS_FILE, {"algorithm": "sha256", "files": files})
-        staging.chmod(0o755)  # mkdtemp makes it private
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     log.info("wrote bundle %s (%s)", out, ", ".join(files))
     return read_bundle(out)
 

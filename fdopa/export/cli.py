@@ -1,9 +1,10 @@
 """``fdopa export`` and ``fdopa predict``: argument parsing and console output only.
 
 The heavy imports (torch, the predictor) happen inside the handlers, so ``fdopa --help`` stays
-fast. Errors the library raises as ``ValueError`` (bad input, a tampered bundle),
-``FileNotFoundError`` or ``FileExistsError`` become one line on stderr and exit status 2 in
-:func:`fdopa.cli.main`.
+fast. Errors the library raises as ``ValueError`` (bad input, a tampered bundle, a file that
+is not a checkpoint) or ``OSError`` (missing inputs, outputs that cannot be written) become one
+line on stderr and exit status 2 (:mod:`fdopa.errors`). Outputs are checked, and a scan's
+inputs against the bundle, before the network is built.
 """
 
 from __future__ import annotations
@@ -71,8 +72,11 @@ def add_predict(commands: argparse._SubParsersAction) -> None:
                       help="sidecar of --dynamic (default: its name with .json)")  # fmt: skip
     scan.add_argument("--flair", type=Path, help="FLAIR channel, for bundles trained with one")
     scan.add_argument("--participant-id", help="default: the sub-XXX prefix of --pet")
-    parser.add_argument("--cohort", type=Path, metavar="ROOT", help="cohort root (SPEC §2)")
-    parser.add_argument("--tta", action="store_true", help="left-right flip test-time augmentation")
+    parser.add_argument("--cohort", type=Path, metavar="ROOT", help="PET-BIDS-like cohort root")
+    parser.add_argument(
+        "--tta", action=argparse.BooleanOptionalAction, default=None,
+        help="left-right flip test-time augmentation (default: the bundle's inference.tta)",
+    )  # fmt: skip
     parser.add_argument("--probabilities", action="store_true", help="write probability maps")
     parser.add_argument("--preset", default="guideline", help="guideline or genoa2024")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -90,14 +94,18 @@ def _predict(args: argparse.Namespace) -> int:
     from fdopa.export.outputs import refuse_existing, write_prediction
     from fdopa.export.predictor import Predictor
     from fdopa.kinetics import get_preset, parse_overrides
+    from fdopa.outputs import check_artefact_dir
 
     if (args.pet is None) == (args.cohort is None):
         raise ValueError("give either --pet (one scan) or --cohort (a cohort)")
     if args.cohort is not None and (args.dynamic or args.sidecar or args.flair):
         raise ValueError("--dynamic/--sidecar/--flair: one-scan options; a cohort has its own")
     preset = get_preset(args.preset, **parse_overrides(args.set))
-    if args.pet is not None and not args.overwrite:
-        refuse_existing(args.out, [image_stem(args.pet)], args.probabilities)
+    if args.pet is not None:  # outputs checked before any work; a cohort's in _predict_cohort
+        refuse_existing(args.out, [image_stem(args.pet)], args.probabilities, args.overwrite)
+    else:
+        check_artefact_dir(args.out, kind="predictions", overwrite=args.overwrite)
+    # The network is built on first use, after the inputs were checked against the bundle.
     predictor = Predictor.from_bundle(
         args.bundle, device=args.device, tta=args.tta, engine=args.engine
     )
@@ -120,28 +128,31 @@ def _predict_cohort(args: argparse.Namespace, predictor: Predictor, preset: Pres
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from fdopa.export.outputs import COHORT_COLUMNS, cohort_subjects, iter_cohort_predictions
-    from fdopa.kinetics.io import write_text_atomic
     from fdopa.kinetics.result import csv_text
+    from fdopa.outputs import staged_dir
 
-    table = args.out / "indices.csv"
-    if table.exists() and not args.overwrite:
-        raise FileExistsError(f"{table}: already exists (use --overwrite)")
-    options = {"probabilities": args.probabilities, "overwrite": args.overwrite}
-    subjects = cohort_subjects(args.cohort, args.out, predictor.config.channels, **options)
+    subjects = cohort_subjects(
+        args.cohort, args.out, predictor.required_channels, overwrite=args.overwrite
+    )
     rows, failed, flagged = [], [], []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=Console(stderr=True)) as bar:
+    with (
+        staged_dir(args.out, kind="predictions", overwrite=args.overwrite) as staging,
+        Progress(*columns, console=Console(stderr=True)) as bar,
+    ):
         task = bar.add_task("predict", total=len(subjects))
-        for outcome in iter_cohort_predictions(
-            predictor, subjects, args.out, preset=preset, **options
-        ):
+        outcomes = iter_cohort_predictions(
+            predictor, subjects, staging, preset=preset, probabilities=args.probabilities
+        )
+        for outcome in outcomes:
             rows.append(outcome.row)
             if outcome.error is not None:
                 failed.append(outcome.participant_id)
             elif outcome.qc_flag:
                 flagged.append(outcome.participant_id)
             bar.advance(task)
-    write_text_atomic(table, csv_text(rows, COHORT_COLUMNS))
+        (staging / "indices.csv").write_text(csv_text(rows, COHORT_COLUMNS), encoding="utf-8")
+    table = args.out / "indices.csv"
     print(f"wrote the predictions of {len(rows) - len(failed)}/{len(rows)} subjects to "
           f"{args.out} ({len(flagged)} flagged for QC review; indices in {table})")  # fmt: skip
     if failed:

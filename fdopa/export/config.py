@@ -8,12 +8,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from torch import nn
 
 from fdopa.data.transforms import DEFAULT_SUV_SCALE, NORMALISATIONS, check_channels
+from fdopa.models.postprocess import PostProcess
 
 __all__ = ["BUILDERS", "FORMAT_VERSION", "LABEL_MAP", "BundleConfig", "BundleError"]
 
@@ -26,7 +27,7 @@ LABEL_MAP: dict[int, tuple[str, str]] = {
     2: ("striatum", "caudate + putamen, both hemispheres"),
     3: ("tumour", "metabolic tumour volume (the lesion as seen on PET)"),
 }
-"""The SPEC §1 label map: value → (name, meaning)."""
+"""The label map: value → (name, meaning) (docs/labels-and-layout.md#label-map)."""
 
 
 def _build_unet(**kwargs: Any) -> nn.Module:
@@ -65,8 +66,13 @@ class BundleConfig:
         overlap: Fraction of a patch shared with its neighbours.
         batch_size: Patches per forward pass.
         overlap_mode: Blending of overlapping patches (``hann`` or ``average``).
-        classes: Class names in label order (SPEC §1).
+        classes: Class names in label order (the label map).
         training_grid_shape: Typical RAS grid shape of the training volumes (information).
+        channel_dropout: Channel → probability it was blanked with in training; a channel
+            listed with p > 0 may be left out at prediction (fed as zeros, its mean).
+        tta: Default of the left-right flip test-time augmentation.
+        postprocess: Default label clean-up (:class:`fdopa.models.postprocess.PostProcess`
+            keywords: ``keep_brain_component``, ``min_tumour_ml``).
 
     Raises:
         BundleError: On an unknown builder, channel, normalisation or blending, or when the
@@ -85,6 +91,9 @@ class BundleConfig:
     overlap_mode: str = "hann"
     classes: tuple[str, ...] = tuple(name for name, _ in LABEL_MAP.values())
     training_grid_shape: tuple[int, int, int] | None = field(default=None)
+    channel_dropout: Mapping[str, float] = field(default_factory=dict)
+    tta: bool = False
+    postprocess: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.builder not in BUILDERS:
@@ -95,6 +104,19 @@ class BundleConfig:
             raise BundleError(f"preprocessing.{err}") from err
         object.__setattr__(self, "channels", channels)
         object.__setattr__(self, "network", dict(self.network))
+        dropout = {str(k): float(v) for k, v in dict(self.channel_dropout or {}).items()}
+        if not set(dropout) <= set(channels) or not all(0 <= v <= 1 for v in dropout.values()):
+            raise BundleError(
+                f"preprocessing.channel_dropout: {dropout} must map channels {list(channels)} "
+                "to probabilities in [0, 1]"
+            )
+        object.__setattr__(self, "channel_dropout", dropout)
+        try:
+            rules = PostProcess(**dict(self.postprocess or {}))
+        except (TypeError, ValueError) as err:
+            raise BundleError(f"inference.postprocess: {err}") from err
+        object.__setattr__(self, "postprocess", asdict(rules))
+        object.__setattr__(self, "tta", bool(self.tta))
         object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
         object.__setattr__(self, "patch_size", _ints(self.patch_size, "inference.patch_size"))
         spacing = tuple(float(v) for v in self.spacing_mm)
@@ -118,6 +140,11 @@ class BundleConfig:
                     f"{len(channels)} channel(s) and {len(self.classes)} classes"
                 )
 
+    @property
+    def optional_channels(self) -> tuple[str, ...]:
+        """Channels the model was trained to do without (blanked with p > 0 in training)."""
+        return tuple(c for c in self.channels if self.channel_dropout.get(c, 0.0) > 0)
+
     def build_network(self) -> nn.Module:
         """A freshly initialised network of this configuration (no weights loaded)."""
         return BUILDERS[self.builder](**self.network)
@@ -136,12 +163,15 @@ class BundleConfig:
                 "training_grid_shape": (
                     None if self.training_grid_shape is None else list(self.training_grid_shape)
                 ),
+                "channel_dropout": dict(self.channel_dropout),
             },
             "inference": {
                 "patch_size": list(self.patch_size),
                 "overlap": self.overlap,
                 "batch_size": self.batch_size,
                 "overlap_mode": self.overlap_mode,
+                "tta": self.tta,
+                "postprocess": dict(self.postprocess),
             },
             "classes": list(self.classes),
         }
@@ -178,10 +208,13 @@ class BundleConfig:
                 normalisation=pre["normalisation"],
                 suv_scale=float(pre["suv_scale"]),
                 training_grid_shape=pre.get("training_grid_shape"),
+                channel_dropout=pre.get("channel_dropout") or {},
                 patch_size=tuple(inference["patch_size"]),
                 overlap=float(inference["overlap"]),
                 batch_size=int(inference["batch_size"]),
                 overlap_mode=inference["overlap_mode"],
+                tta=bool(inference.get("tta", False)),
+                postprocess=inference.get("postprocess") or {},
                 classes=tuple(payload["classes"]),
             )
         except KeyError as err:

@@ -4,7 +4,8 @@ Every check raises :class:`~fdopa.kinetics.InputError` naming the file (or argum
 field, before anything is computed or written:
 
 * the static PET must be 3-D (a trailing single frame is dropped), finite, with an invertible
-  affine; a 4-D series belongs in ``dynamic``;
+  affine and a positive mean (an all-zero or negated image is not analysable); a 4-D series
+  belongs in ``dynamic``;
 * its sidecar (``<image>.json`` beside a file, or ``pet_sidecar``) must not contradict the
   bundle: ``Modality`` (PT), ``TracerName`` (FDOPA), and ``Units`` — required when the bundle
   normalises absolute SUV. Without any sidecar the units cannot be checked (a warning);
@@ -25,7 +26,13 @@ from typing import Any
 import numpy as np
 
 from fdopa.kinetics.io import check_same_grid, read_nifti, read_sidecar, sidecar_for
-from fdopa.kinetics.validation import InputError, check_frame_timing, check_volume, finite_array
+from fdopa.kinetics.validation import (
+    InputError,
+    check_frame_timing,
+    check_positive_image,
+    check_volume,
+    finite_array,
+)
 
 __all__ = ["ImageInput", "ScanInput", "SidecarInput", "check_sidecar", "image_stem", "load_scan"]
 
@@ -49,6 +56,7 @@ class ScanInput:
         dynamic: Optional 4-D PET on the same grid, frames last (float32).
         frame_start_s: Frame starts (s), with ``dynamic``.
         frame_duration_s: Frame durations (s), with ``dynamic``.
+        source: The PET's file path, or ``"pet"`` for an array (names it in messages).
     """
 
     pet: np.ndarray
@@ -58,6 +66,7 @@ class ScanInput:
     dynamic: np.ndarray | None = None
     frame_start_s: np.ndarray | None = None
     frame_duration_s: np.ndarray | None = None
+    source: object = "pet"
 
 
 def image_stem(path: str | Path) -> str:
@@ -169,6 +178,7 @@ def load_scan(
         name = "sidecar" if isinstance(sidecar, Mapping) else sidecar
         raise InputError(name, "FrameTimesStart", "sidecar given without a dynamic image")
     static, static_affine, source = _image(pet, "pet", 3, affine)
+    check_positive_image(static, source)
     default_stem = image_stem(source) if isinstance(source, Path) else "prediction"
     found, where = _sidecar(pet_sidecar, sidecar_for(source) if isinstance(source, Path) else None)
     if found is None:
@@ -196,4 +206,5 @@ def load_scan(
     return ScanInput(
         pet=static, affine=static_affine, stem=stem or default_stem, flair=extra.get("flair"),
         dynamic=extra.get("dynamic"), frame_start_s=starts, frame_duration_s=durations,
+        source=source,
     )  # fmt: skip

@@ -1,7 +1,7 @@
 """What a bundle's ``metadata.json`` holds, and how a predictor reads its input contract.
 
 ``metadata.json`` describes the model for the people and pipelines that run it: package
-versions, the SPEC §1 label map, the input it expects (modality ``PT``, tracer ``FDOPA``, units,
+versions, the label map, the input it expects (modality ``PT``, tracer ``FDOPA``, units,
 spacing, orientation, patch size), the training data (subjects, cohort, grid, tumour volume
 range) and the validation metrics of the exported checkpoint.
 """
@@ -97,11 +97,11 @@ def build_metadata(
         The JSON-serialisable metadata.
 
     Raises:
-        BundleError: If the class names contradict the SPEC §1 label map.
+        BundleError: If the class names contradict the label map.
     """
     names = tuple(name for name, _ in LABEL_MAP.values())
     if tuple(config.classes) != names:
-        raise BundleError(f"classes {list(config.classes)} contradict SPEC §1 {list(names)}")
+        raise BundleError(f"classes {list(config.classes)} contradict the label map {list(names)}")
     patch = "×".join(str(n) for n in config.patch_size)
     return {
         "format_version": FORMAT_VERSION,
@@ -113,7 +113,7 @@ def build_metadata(
         },
         "input": input_spec(config),
         "output": {
-            "labels": "SPEC §1 label map on the input's grid (nearest neighbour)",
+            "labels": "label map (values of label_map) on the input's grid (nearest neighbour)",
             "probabilities": "softmax per class on the input's grid (linear interpolation)",
         },
         "files": {

@@ -2,22 +2,22 @@
 
 For an input ``X.nii.gz`` (stem ``X``) in ``DIR``:
 
-* ``DIR/X_dseg.nii.gz`` — SPEC §1 label map (uint8) with the input's affine and shape;
-* ``DIR/X_indices.json`` — the SPEC §3.4 fields, ``qc_flag``, ``qc_reasons``, the extras and
+* ``DIR/X_dseg.nii.gz`` — label map (values 0–3, uint8) with the input's affine and shape;
+* ``DIR/X_indices.json`` — the index output fields, ``qc_flag``, ``qc_reasons``, the extras and
   ``tacs``;
 * ``DIR/X_qc.png`` — the QC picture (:func:`fdopa.export.qc.qc_figure`);
 * ``DIR/X_probseg.nii.gz`` — softmax per class on the 4th axis (float32), on request.
 
-The files are written into a hidden directory inside ``DIR`` and renamed into place only when
-all of them exist. A cohort adds ``DIR/indices.csv``, one row per subject.
+The files of one input are written into a hidden directory beside them and renamed into place
+only when all of them exist (:func:`fdopa.outputs.staged_files`); other files in ``DIR`` are
+never touched. A cohort's predictions are a folder of their own, staged as a whole beside
+its target (:func:`fdopa.outputs.staged_dir`, kind ``predictions``) with ``indices.csv``, one
+row per subject.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +27,10 @@ import nibabel as nib
 import numpy as np
 
 from fdopa.data.cohort import CohortSubject, load_cohort
-from fdopa.export.inputs import image_stem
 from fdopa.export.predictor import Prediction, Predictor
 from fdopa.export.qc import qc_figure
 from fdopa.kinetics import CSV_COLUMNS, Preset
+from fdopa.outputs import check_artefact_dir, check_output_file, staged_files
 
 __all__ = [
     "COHORT_COLUMNS",
@@ -67,24 +67,30 @@ def output_paths(out_dir: str | Path, stem: str, probabilities: bool = False) ->
     return paths
 
 
-def refuse_existing(out_dir: str | Path, stems: Sequence[str], probabilities: bool = False) -> None:
-    """Raise before any work when an output of one of ``stems`` already exists.
+def refuse_existing(
+    out_dir: str | Path, stems: Sequence[str], probabilities: bool = False, overwrite: bool = False
+) -> None:
+    """Check, before any work, that the outputs of ``stems`` can be written.
 
     Raises:
-        FileExistsError: Naming the existing files.
+        FileExistsError: Naming the existing files, unless ``overwrite``.
+        IsADirectoryError, NotADirectoryError, PermissionError: If an output cannot be
+            written (a folder in its place, ``out_dir`` a file, a read-only folder).
     """
     paths = [p for stem in stems for p in output_paths(out_dir, stem, probabilities).values()]
-    existing = [str(p) for p in paths if p.exists()]
-    if existing:
+    existing = [str(p) for p in paths if p.is_file()]
+    if existing and not overwrite:
         raise FileExistsError(f"{', '.join(existing)}: already exist(s) (use --overwrite)")
+    for path in paths:
+        check_output_file(path, parents=True, what="output")
 
 
-def _save_nifti(path: Path, data: np.ndarray, affine: np.ndarray) -> None:
+def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
     image = nib.Nifti1Image(data, affine)
     image.header.set_xyzt_units("mm")
     image.set_qform(affine, code=1)
     image.set_sform(affine, code=1)
-    nib.save(image, path)
+    return image
 
 
 def write_prediction(
@@ -112,23 +118,14 @@ def write_prediction(
     paths = output_paths(out_dir, prediction.stem, probabilities)
     if probabilities and prediction.probabilities is None:
         raise ValueError("probabilities: predict with probabilities=True to write them")
-    if not overwrite:
-        refuse_existing(out_dir, [prediction.stem], probabilities)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{prediction.stem}.tmp-", dir=out))
-    try:
-        staged = {kind: staging / path.name for kind, path in paths.items()}
-        _save_nifti(staged["labels"], prediction.labels.astype(np.uint8), prediction.affine)
-        staged["indices"].write_text(prediction.to_json())
+    with staged_files(paths, overwrite=overwrite) as staged:
+        labels = _nifti(prediction.labels.astype(np.uint8), prediction.affine)
+        nib.save(labels, staged["labels"])
+        staged["indices"].write_text(prediction.to_json(), encoding="utf-8")
         qc_figure(prediction, staged["qc"])
         if probabilities and prediction.probabilities is not None:
             maps = np.moveaxis(prediction.probabilities, 0, -1).astype(np.float32)
-            _save_nifti(staged["probabilities"], maps, prediction.affine)
-        for kind, path in paths.items():
-            os.replace(staged[kind], path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            nib.save(_nifti(maps, prediction.affine), staged["probabilities"])
     return paths
 
 
@@ -156,29 +153,26 @@ def cohort_subjects(
     out_dir: str | Path,
     channels: Sequence[str],
     *,
-    probabilities: bool = False,
     overwrite: bool = False,
 ) -> list[CohortSubject]:
-    """Validate a cohort for prediction and check that no output would be overwritten.
+    """Check that the predictions folder can be written, then validate the cohort.
 
     Args:
         root: Cohort root (``participants.tsv``, static PET, optional dynamic PET and FLAIR).
-        out_dir: Output directory of every subject's files.
-        channels: The bundle's input channels (a FLAIR channel must exist for every subject).
-        probabilities: Probability maps will be written too.
-        overwrite: Existing outputs may be replaced.
+        out_dir: The cohort's predictions folder (written with :func:`fdopa.outputs.staged_dir`).
+        channels: The input channels every subject needs (``Predictor.required_channels``).
+        overwrite: An earlier predictions folder may be replaced.
 
     Returns:
         The subjects, in ``participants.tsv`` order.
 
     Raises:
         fdopa.data.cohort.CohortError: If the cohort is invalid.
-        FileExistsError: If an output exists and ``overwrite`` is false.
+        FileExistsError: If ``out_dir`` holds predictions and ``overwrite`` is false, or holds
+            anything else (see :func:`fdopa.outputs.staged_dir`).
     """
-    subjects = load_cohort(root, channels=channels, require_labels=False)
-    if not overwrite:
-        refuse_existing(out_dir, [image_stem(s.static_pet) for s in subjects], probabilities)
-    return subjects
+    check_artefact_dir(out_dir, kind="predictions", overwrite=overwrite)
+    return load_cohort(root, channels=channels, require_labels=False)
 
 
 def iter_cohort_predictions(

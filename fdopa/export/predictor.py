@@ -1,4 +1,4 @@
-"""Prediction with a bundle: label map, probabilities, SPEC §3 indices and a QC verdict.
+"""Prediction with a bundle: label map, probabilities, PET indices and a QC verdict.
 
 A scan is mapped to the bundle's model grid (RAS+, training spacing; exact copies when only
 axes are permuted or flipped, else linear interpolation), preprocessed by the very transforms
@@ -15,6 +15,7 @@ recorded in the bundle, or when a region (tumour, contralateral striatum, refere
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -34,6 +35,7 @@ from fdopa.export.metadata import tumour_ml_range
 from fdopa.export.resample import map_to_grid, model_grid
 from fdopa.kinetics import IndexResult, Preset, compute_indices
 from fdopa.models.inference import predict_volume
+from fdopa.models.postprocess import PostProcess, postprocess_labels
 
 __all__ = ["DEFAULT_TTA_BOUND", "Engine", "Prediction", "Predictor", "tumour_dice"]
 
@@ -57,10 +59,10 @@ class Prediction:
     """The outcome of :meth:`Predictor.predict`, on the input's native grid.
 
     Attributes:
-        labels: SPEC §1 label map (uint8, the input's spatial shape).
+        labels: Label map (values 0–3; uint8, the input's spatial shape).
         affine: The input's affine.
         pet: The static PET in stored units (for pictures).
-        indices: SPEC §3 indices of the PET with ``labels``.
+        indices: PET indices of the image with ``labels``.
         qc_flag: Whether a human should review the case.
         qc_reasons: Why (empty when ``qc_flag`` is false).
         tta_disagreement: 1 − Dice of the mirrored and plain tumour masks (None without TTA).
@@ -79,7 +81,7 @@ class Prediction:
     stem: str = "prediction"
 
     def to_dict(self) -> dict[str, Any]:
-        """The SPEC §3.4 fields and extras, then ``qc_flag``, ``qc_reasons``, TTA disagreement."""
+        """The index fields and extras, then ``qc_flag``, ``qc_reasons``, TTA disagreement."""
         return {
             **self.indices.to_dict(),
             "qc_flag": self.qc_flag,
@@ -110,10 +112,13 @@ class Predictor:
     Args:
         bundle: A verified bundle (:func:`~fdopa.export.bundle.read_bundle`).
         device: Torch device of the network.
-        tta: Average the softmax with that of the left-right mirrored input.
+        tta: Average the softmax with that of the left-right mirrored input (default: the
+            bundle's ``inference.tta``).
         engine: ``eager`` (network rebuilt from ``model.pt``) or ``torchscript`` (``model.ts``,
             no fdopa network code needed).
         tta_bound: Largest tolerated 1 − Dice between the mirrored and plain tumour masks.
+        postprocess: Label clean-up on the model grid (default: the bundle's
+            ``inference.postprocess``; ``PostProcess()`` turns it off).
 
     Examples:
         >>> predictor = Predictor.from_bundle("bundle/", tta=True)  # doctest: +SKIP
@@ -126,27 +131,39 @@ class Predictor:
         bundle: Bundle,
         *,
         device: str | torch.device = "cpu",
-        tta: bool = False,
+        tta: bool | None = None,
         engine: Engine = "eager",
         tta_bound: float = DEFAULT_TTA_BOUND,
+        postprocess: PostProcess | None = None,
     ) -> None:
         if engine not in ("eager", "torchscript"):
             raise ValueError(f"engine: expected 'eager' or 'torchscript', got {engine!r}")
         self.bundle, self.config = bundle, bundle.config
-        self.tta, self.tta_bound = tta, float(tta_bound)
-        self.net = (
-            bundle.load_network(device) if engine == "eager" else bundle.load_torchscript(device)
-        )
+        self.tta = bundle.config.tta if tta is None else bool(tta)
+        self.tta_bound = float(tta_bound)
+        self.postprocess = postprocess or PostProcess(**bundle.config.postprocess)
+        self.device, self.engine = device, engine
         self.preprocess = build_preprocessing(
             self.config.channels, self.config.normalisation, suv_scale=self.config.suv_scale
         )
 
     @classmethod
     def from_bundle(
-        cls, path: str | Path, device: str | torch.device = "cpu", tta: bool = False, **kwargs: Any
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        tta: bool | None = None,
+        **kwargs: Any,
     ) -> Predictor:
         """Read and verify a bundle directory, then build a predictor (see the class)."""
         return cls(read_bundle(path), device=device, tta=tta, **kwargs)
+
+    @functools.cached_property
+    def net(self) -> torch.nn.Module:
+        """The network, built on first use: inputs are checked before it is loaded."""
+        if self.engine == "eager":
+            return self.bundle.load_network(self.device)
+        return self.bundle.load_torchscript(self.device)
 
     @property
     def input_spec(self) -> Mapping[str, Any]:
@@ -161,16 +178,29 @@ class Predictor:
             batch_size=config.batch_size, overlap_mode=config.overlap_mode,
         )  # fmt: skip
 
+    @property
+    def required_channels(self) -> tuple[str, ...]:
+        """Input channels a scan must have: the bundle's, less those trained with dropout."""
+        return tuple(c for c in self.config.channels if c not in self.config.optional_channels)
+
     def model_input(self, scan: ScanInput) -> tuple[torch.Tensor, np.ndarray]:
-        """Preprocessed channels on the model grid, and that grid's affine."""
+        """Preprocessed channels on the model grid, and that grid's affine.
+
+        An optional channel (see :attr:`required_channels`) that the scan lacks is fed as
+        zeros, its value after preprocessing, as it was blanked in training.
+        """
         affine, shape = model_grid(scan.affine, scan.pet.shape, self.config.spacing_mm)
         arrays = {"pet": scan.pet, "flair": scan.flair}
+        given = [c for c in self.config.channels if arrays[c] is not None]
         images = {}
-        for channel in self.config.channels:
+        for channel in given:
             volume = map_to_grid(arrays[channel].astype(np.float32), scan.affine, affine, shape, 1)
             images[channel] = tio.ScalarImage(tensor=torch.from_numpy(volume[None]), affine=affine)
         subject = self.preprocess(tio.Subject(**images))
-        image = torch.cat([subject[channel].data.float() for channel in self.config.channels])
+        blank = torch.zeros((1, *shape), dtype=torch.float32)
+        image = torch.cat(
+            [subject[c].data.float() if c in given else blank for c in self.config.channels]
+        )
         return image, affine
 
     def predict(
@@ -193,7 +223,8 @@ class Predictor:
             affine: Voxel-to-world affine of array inputs.
             dynamic: Optional 4-D PET on the same grid (path or array) for the TAC indices.
             sidecar: Sidecar of ``dynamic`` (path or mapping; default beside the file).
-            flair: FLAIR channel, required when the bundle was trained with one.
+            flair: FLAIR channel; required when the bundle was trained with one and without
+                FLAIR dropout, used when given otherwise (fed as blank when left out).
             pet_sidecar: Sidecar of ``pet`` (default: ``<pet>.json`` beside the file).
             preset: Index preset (``guideline`` or ``genoa2024``, or a :class:`Preset`).
             probabilities: Also return the softmax maps on the native grid.
@@ -207,8 +238,14 @@ class Predictor:
             FileNotFoundError: If an input file is missing.
             ValueError: If the bundle needs a FLAIR channel and none is given.
         """
+        if "flair" in self.required_channels and flair is None:
+            raise ValueError(
+                "flair: the bundle was trained with a FLAIR channel (without FLAIR dropout); "
+                "give one"
+            )
         if "flair" in self.config.channels and flair is None:
-            raise ValueError("flair: the bundle was trained with a FLAIR channel; give one")
+            log.warning("no FLAIR given: the PET + FLAIR model runs on PET alone (trained for "
+                        "it with FLAIR dropout, but less accurate than with FLAIR)")  # fmt: skip
         scan = load_scan(
             pet, self.input_spec, affine, dynamic=dynamic, sidecar=sidecar, flair=flair,
             pet_sidecar=pet_sidecar, stem=participant_id if isinstance(pet, np.ndarray) else None,
@@ -224,13 +261,16 @@ class Predictor:
             probs = (probs + mirrored) / 2
         native = scan.pet.shape
         labels_model = probs.argmax(0).numpy().astype(np.uint8)
+        if self.postprocess.active:
+            voxel_ml = float(np.prod(self.config.spacing_mm)) / 1000.0
+            labels_model = postprocess_labels(labels_model, voxel_ml, self.postprocess)
         labels = map_to_grid(labels_model, grid, scan.affine, native, order=0)
         maps = map_to_grid(probs.numpy(), grid, scan.affine, native, 1) if probabilities else None
         pid = participant_id or scan.stem.split("_")[0]
         indices = compute_indices(
             scan.pet, labels, scan.affine, preset, dynamic=scan.dynamic,
             frame_start_s=scan.frame_start_s, frame_duration_s=scan.frame_duration_s,
-            participant_id=pid,
+            participant_id=pid, source=scan.source,
         )  # fmt: skip
         reasons = self.qc_reasons(indices, disagreement)
         log.info("%s: tumour %s mL, qc %s", pid, indices.tumour_ml, "; ".join(reasons) or "ok")

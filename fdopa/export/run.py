@@ -31,6 +31,8 @@ from fdopa.export.bundle import Bundle, sha256, write_bundle
 from fdopa.export.config import BundleConfig, BundleError
 from fdopa.export.metadata import build_metadata
 from fdopa.export.resample import SPACING_RTOL, voxel_sizes
+from fdopa.models.transfer import read_checkpoint
+from fdopa.outputs import check_artefact_dir
 
 __all__ = [
     "CONFIG_NAME",
@@ -98,11 +100,14 @@ def _bundle_config(
             spacing_mm=(1.0, 1.0, 1.0),
             normalisation=data.get("normalisation", "suv"),
             suv_scale=float(data.get("suv_scale", DEFAULT_SUV_SCALE)),
+            channel_dropout=data.get("channel_dropout") or {},
             patch_size=tuple(setting["sw_patch_size"]),
             overlap=float(setting["sw_overlap"]),
             batch_size=int(setting["sw_batch_size"]),
             overlap_mode=str(setting["sw_overlap_mode"]),
             classes=tuple(setting["class_names"]),
+            tta=bool((cfg.get("predict") or {}).get("tta", False)),
+            postprocess={k: v for k, v in (cfg.get("predict") or {}).items() if k != "tta"},
         )
     except KeyError as err:
         raise BundleError(f"{source}: missing key {err}") from err
@@ -266,21 +271,20 @@ def export_checkpoint(
 
     Raises:
         FileNotFoundError: If the checkpoint, the config or the cohort is missing.
-        FileExistsError: If ``out`` exists and ``overwrite`` is false.
+        FileExistsError: If ``out`` holds a bundle and ``overwrite`` is false, or anything
+            else (checked first; see :func:`fdopa.outputs.staged_dir`).
+        fdopa.models.transfer.CheckpointError: If ``ckpt`` is not a Lightning checkpoint.
         BundleError: If the config is incomplete or does not fit the weights.
     """
     ckpt = Path(ckpt)
     if not ckpt.is_file():
         raise FileNotFoundError(f"--ckpt {ckpt}: no such file")
-    if Path(out).exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists (use --overwrite to replace it)")
+    check_artefact_dir(out, kind="bundle", overwrite=overwrite)
     config_path = find_run_config(ckpt, config)
     cfg = yaml.safe_load(config_path.read_text())
     if not isinstance(cfg, Mapping):
         raise BundleError(f"{config_path}: not a YAML mapping")
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
-    if "state_dict" not in checkpoint:
-        raise BundleError(f"{ckpt}: not a Lightning checkpoint (no state_dict)")
+    checkpoint = read_checkpoint(ckpt, "--ckpt")
     hparams = checkpoint.get("hyper_parameters") or {}
     data, bundle_config = _bundle_config(cfg, hparams, config_path)
     training = training_summary(data, config_path.parent, data_root)

@@ -1,4 +1,4 @@
-"""PET indices of SPEC §3 (static and dynamic) — pure numpy/scipy/nibabel, no torch.
+"""FDOPA PET indices, static and dynamic (docs/indices.md) — pure numpy/scipy/nibabel, no torch.
 
 :func:`compute_indices` (arrays) and :func:`indices_from_files` (NIfTI + sidecar) are the fast
 implementation and return an :class:`IndexResult`. The reference implementation

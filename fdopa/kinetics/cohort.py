@@ -1,4 +1,4 @@
-"""Indices of every subject of a cohort in the SPEC §2 layout.
+"""Indices of every subject of a cohort in the cohort layout.
 
 A subject that fails (missing or invalid file) becomes a row with an ``error`` and never stops
 the others. Subjects run in parallel worker processes (joblib) when ``n_jobs`` ≠ 1.
@@ -141,7 +141,7 @@ def iter_cohort_indices(
     """Compute the indices of every subject, yielding each outcome as it completes.
 
     Args:
-        root: Cohort root (SPEC §2 layout).
+        root: Root of a cohort in the cohort layout.
         preset: Index preset.
         participants: Subjects to run; default :func:`cohort_participants`.
         labels_from: Label folder relative to ``root`` (or absolute).

@@ -1,4 +1,4 @@
-"""Entry points of the fast SPEC §3 indices: arrays → :class:`IndexResult`, files → result.
+"""Entry points of the fast PET indices: arrays → :class:`IndexResult`, files → result.
 
 :func:`compute_indices` is the function the evaluation callback, inference and the CLI call;
 :func:`fdopa.kinetics.reference_indices` is its independent, slower yardstick and the two agree
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 def indices_from_inputs(
-    inputs: PetInputs, preset: Preset | str, participant_id: str = ""
+    inputs: PetInputs, preset: Preset | str, participant_id: str = "", source: object = "static"
 ) -> IndexResult:
     """Compute every index of already validated inputs (see :func:`compute_indices`).
 
@@ -37,15 +37,19 @@ def indices_from_inputs(
             :func:`compute_indices`).
         preset: A :class:`Preset` or the name of one.
         participant_id: Written to the result.
+        source: The static image's file path or argument name, for error messages.
 
     Returns:
         The :class:`IndexResult`.
+
+    Raises:
+        InputError: If the PET is not analysable (reference or tumour mean ≤ 0).
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset
     begin = time.perf_counter()
     regions = derive_region_set(inputs.labels, inputs.affine, preset)
     fields = Fields()
-    hot = static_indices(inputs.static, regions, preset, fields)
+    hot = static_indices(inputs.static, regions, preset, fields, source)
     tacs: TacTable | None = None
     starts, durations = inputs.frame_start_s, inputs.frame_duration_s
     if inputs.dynamic is None or starts is None or durations is None:
@@ -83,24 +87,27 @@ def compute_indices(
     frame_start_s: np.ndarray | None = None,
     frame_duration_s: np.ndarray | None = None,
     participant_id: str = "",
+    source: object = "static",
 ) -> IndexResult:
-    """Compute the SPEC §3 indices of one scan.
+    """Compute the PET indices of one scan.
 
     Args:
         static: 3-D static image (SUV or stored units).
-        labels: 3-D label map of SPEC §1 on the same grid.
+        labels: 3-D label map (values 0–3) on the same grid.
         affine: 4×4 voxel-to-RAS-world matrix of that grid.
         preset: A :class:`Preset` or ``"guideline"`` / ``"genoa2024"``.
         dynamic: Optional 4-D image, frames on the last axis, same spatial grid.
         frame_start_s: Frame starts (s; sidecar FrameTimesStart), required with ``dynamic``.
         frame_duration_s: Frame durations (s; sidecar FrameDuration), required with ``dynamic``.
         participant_id: Written to the result.
+        source: How error messages name ``static`` (its file path, when it came from one).
 
     Returns:
         The :class:`IndexResult` (with its TACs when ``dynamic`` is given).
 
     Raises:
-        InputError: On invalid inputs, naming the argument and field.
+        InputError: On invalid inputs, naming the argument and field, and for a PET that is
+            not analysable: a reference or tumour mean ≤ 0 (all zero, negated, wrongly scaled).
         ValueError: On an unknown preset.
 
     Examples:
@@ -117,7 +124,7 @@ def compute_indices(
     inputs = PetInputs(
         *validate_inputs(static, labels, affine, dynamic, frame_start_s, frame_duration_s)
     )
-    return indices_from_inputs(inputs, preset, participant_id)
+    return indices_from_inputs(inputs, preset, participant_id, source)
 
 
 def indices_from_files(
@@ -133,7 +140,7 @@ def indices_from_files(
 
     Args:
         static_path: 3-D static PET.
-        labels_path: SPEC §1 label map on the same grid.
+        labels_path: Label map (values 0–3) on the same grid.
         preset: A :class:`Preset` or the name of one.
         dynamic_path: Optional 4-D PET.
         sidecar_path: JSON sidecar of the 4-D PET (``FrameTimesStart``, ``FrameDuration``);
@@ -144,11 +151,12 @@ def indices_from_files(
         The :class:`IndexResult`.
 
     Raises:
-        InputError: On invalid files, naming the file and the field.
+        InputError: On invalid files, naming the file and the field (also for a PET that is
+            not analysable: reference or tumour mean ≤ 0).
         FileNotFoundError: If a file does not exist.
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset
     inputs = load_inputs(static_path, labels_path, dynamic_path, sidecar_path)
     if participant_id is None:
         participant_id = Path(static_path).name.split("_")[0].split(".")[0]
-    return indices_from_inputs(inputs, preset, participant_id)
+    return indices_from_inputs(inputs, preset, participant_id, static_path)

@@ -1,4 +1,4 @@
-"""Dynamic indices of SPEC §3.3 — the fast path.
+"""Dynamic indices (TTP, slopes, DSR, curve pattern, Patlak Ki_ref) — the fast path.
 
 All region TACs (mean and SD of tumour, hot tumour, contralateral striatum and reference) come
 from one :func:`region_stats` pass over the 4-D image. Slopes and Patlak fits are closed-form

@@ -5,7 +5,7 @@ Checks (each raises :class:`~fdopa.kinetics.validation.InputError`):
     * a static image or label map that is not 3-D, a dynamic image that is not 4-D (``shape``);
     * a grid differing from the static image's: spatial shape (``shape``), or an affine that
       moves any voxel centre by more than 1e-3 mm (``affine``) — the message names both files;
-    * NaN or Inf voxels (``voxels``); label values outside SPEC §1 (``labels``);
+    * NaN or Inf voxels (``voxels``); label values outside 0–3 (``labels``);
     * sidecar fields: ``FrameTimesStart`` / ``FrameDuration`` missing, not numbers, a count
       other than the 4-D length, non-increasing or overlapping frames, durations ≤ 0.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,6 @@ __all__ = [
     "load_inputs",
     "read_frame_timing",
     "sidecar_for",
-    "write_text_atomic",
 ]
 
 AFFINE_TOL_MM = 1e-3
@@ -51,7 +49,7 @@ class PetInputs:
 
     Attributes:
         static: 3-D static image (float64).
-        labels: 3-D SPEC §1 label map (int16).
+        labels: 3-D label map, values 0–3 (int16).
         affine: 4×4 voxel-to-RAS-world matrix (float64).
         dynamic: Optional 4-D image, frames on the last axis (float32 or float64).
         frame_start_s: Frame starts (s), with ``dynamic``.
@@ -178,7 +176,7 @@ def load_inputs(
 
     Args:
         static_path: 3-D static PET (NIfTI).
-        labels_path: SPEC §1 label map (NIfTI) on the same grid.
+        labels_path: Label map (NIfTI, values 0–3) on the same grid.
         dynamic_path: Optional 4-D PET on the same grid.
         sidecar_path: Sidecar of the 4-D PET; defaults to :func:`sidecar_for` of it.
 
@@ -209,20 +207,3 @@ def load_inputs(
     sidecar = sidecar_for(dynamic_file) if sidecar_path is None else Path(sidecar_path)
     starts, durations = read_frame_timing(sidecar, dynamic.shape[3])
     return PetInputs(static, labels, affine, dynamic, starts, durations)
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write a text file under a temporary name beside it, then rename it into place.
-
-    Args:
-        path: Target file; parent directories are created.
-        text: Content (UTF-8).
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)

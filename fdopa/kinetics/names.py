@@ -1,4 +1,4 @@
-"""Output names of SPEC §3.4, shared by every implementation and writer of the indices."""
+"""Index output names, shared by every implementation and writer of the indices."""
 
 from __future__ import annotations
 
@@ -31,10 +31,10 @@ INDEX_KEYS: tuple[str, ...] = (
     "ki_ref_striatum",
     "missing",
 )
-"""SPEC §3.4 output names, in order."""
+"""Index output names, in order (docs/indices.md#output-fields)."""
 
 DYNAMIC_KEYS: tuple[str, ...] = INDEX_KEYS[INDEX_KEYS.index("ttp_min") : -1]
-"""The SPEC §3.4 names that need a dynamic image."""
+"""The index output names that need a dynamic image."""
 
 EXTRA_KEYS: tuple[str, ...] = (
     "tumour_side",

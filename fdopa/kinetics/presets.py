@@ -1,4 +1,4 @@
-"""Index presets: every rule and number of SPEC §3 as one frozen dataclass.
+"""Index presets: every rule and number of the PET indices as one frozen dataclass.
 
 Two presets ship:
 
@@ -8,7 +8,7 @@ Two presets ship:
   volume, TTP at frame start, slope from the first frame starting at or after 120 s to the last
   frame.
 
-Both use label 2 alone as the striatum: the SPEC §1 label map has no pallidum label, so the
+Both use label 2 alone as the striatum: the label map has no pallidum label, so the
 genoa2024 rule "striatum includes the pallidum where a label map provides it" reduces to label 2.
 ``striatum_labels`` stays configurable for label maps that may carry more structures.
 
@@ -43,14 +43,14 @@ _POSITIVE = ("mtv_threshold", "suvpeak_ml", "time_tol_s", "pattern_eps")
 
 @dataclass(frozen=True)
 class Preset:
-    """All configurable rules of the SPEC §3 indices.
+    """All configurable rules of the PET indices (docs/indices.md#preset-fields).
 
     Attributes:
         name: Preset name, written to the ``preset`` output field.
-        brain_label: Label value of healthy brain (SPEC §1: 1).
-        striatum_labels: Label values forming the striatum (default ``(2,)``; SPEC §1 has no
-            pallidum label).
-        tumour_label: Label value of the tumour (SPEC §1: 3).
+        brain_label: Label value of healthy brain (label map: 1).
+        striatum_labels: Label values forming the striatum (default ``(2,)``; the label
+            map has no pallidum label).
+        tumour_label: Label value of the tumour (label map: 3).
         midline_mm: A tumour whose centroid lies closer than this to the midline uses both
             striata and both sides for the reference.
         reference_start: First reference rule tried: ``slab``, ``hemisphere`` or

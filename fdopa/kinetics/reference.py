@@ -1,4 +1,4 @@
-"""Reference implementation of the SPEC §3 PET indices.
+"""Reference implementation of the PET indices (docs/indices.md).
 
 Deliberately plain: one region at a time, one rule at a time. It writes the ground-truth
 indices of the synthetic cohort and is the yardstick for any faster implementation.
@@ -37,6 +37,7 @@ from fdopa.kinetics.reference_dynamic import (
     slope_window_frames,
 )
 from fdopa.kinetics.reference_regions import Regions, derive_regions, validate_inputs
+from fdopa.kinetics.validation import check_analysable
 
 __all__ = [
     "DYNAMIC_KEYS",
@@ -129,6 +130,7 @@ def _static_indices(
         values[f"{region}_suvmax"] = float(static[mask].max())
         values[f"{region}_suvmean"] = float(static[mask].mean())
         values[f"{region}_ml"] = regions.ml(mask)
+    check_analysable({r: values[f"{r}_suvmean"] for r in ("reference", "tumour")}, "static")
     if regions.tumour.any():
         values["tumour_suvpeak"] = suv_peak(
             static, regions.tumour, regions.zooms, preset.suvpeak_ml
@@ -244,11 +246,11 @@ def reference_indices(
     frame_duration_s: np.ndarray | None = None,
     participant_id: str = "",
 ) -> dict[str, dict[str, Any]]:
-    """Compute the SPEC §3 indices of one scan with the straightforward reference code.
+    """Compute the PET indices of one scan with the straightforward reference code.
 
     Args:
         static: 3-D static image (SUV or stored units).
-        labels: 3-D label map of SPEC §1 (values 0–3), same grid as ``static``.
+        labels: 3-D label map (values 0–3), same grid as ``static``.
         affine: 4×4 voxel-to-RAS-world matrix of that grid.
         preset: A :class:`Preset` or the name of one in ``PRESETS``.
         dynamic: Optional 4-D image, frames on the last axis, same spatial grid.
@@ -257,7 +259,7 @@ def reference_indices(
         participant_id: Written to the output.
 
     Returns:
-        ``{"indices": ..., "tacs": ...}``. ``indices`` holds the SPEC §3.4 keys in order,
+        ``{"indices": ..., "tacs": ...}``. ``indices`` holds the index output names in order,
         then the extras ``tumour_side``, ``midline_x_mm``, ``tumour_centroid_{x,y,z}_mm``,
         ``striatum_rule``, ``striatum_ml``, ``tumour_hot_ml``, ``mtv_threshold`` (absolute, in
         image units), ``tumour_tac``, ``n_frames``, ``slope_window_frames``,

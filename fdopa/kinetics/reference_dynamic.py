@@ -1,4 +1,4 @@
-"""Reference implementation, part 2: TACs and the dynamic indices of SPEC §3.3.
+"""Reference implementation, part 2: TACs and the dynamic indices.
 
 Conventions:
     * Frame mid-time ``t_i = start_i + duration_i / 2``; all fitted times are in minutes.

@@ -1,4 +1,4 @@
-"""Reference implementation, part 1: the regions of SPEC §3.1.
+"""Reference implementation, part 1: the regions (docs/indices.md#reference-regions).
 
 Input validation lives in :mod:`fdopa.kinetics.validation` (re-exported here).
 
@@ -95,7 +95,7 @@ def _distance_mm(mask: np.ndarray, zooms: np.ndarray) -> np.ndarray:
 
 
 def derive_regions(labels: np.ndarray, affine: np.ndarray, preset: Preset) -> Regions:
-    """Derive tumour, contralateral striatum and background reference (SPEC §3.1).
+    """Derive tumour, contralateral striatum and background reference.
 
     Rules:
         * Midline: world x of the centroid of brain ∪ striatum ∪ tumour.
@@ -111,7 +111,7 @@ def derive_regions(labels: np.ndarray, affine: np.ndarray, preset: Preset) -> Re
           "contralateral" means both sides; without a tumour only ``both_hemispheres`` applies.
 
     Args:
-        labels: Integer label map (SPEC §1 values), already validated.
+        labels: Integer label map (values 0–3), already validated.
         affine: 4×4 voxel-to-world matrix.
         preset: Index preset.
 

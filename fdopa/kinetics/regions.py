@@ -1,4 +1,4 @@
-"""Regions of SPEC §3.1 derived from a label map — the fast path.
+"""Regions derived from a label map by the reference-region rules — the fast path.
 
 The rules are those of :func:`fdopa.kinetics.reference_regions.derive_regions`; the work is
 organised differently so that a 2 mm whole-brain label map costs a few tens of milliseconds:
@@ -131,10 +131,10 @@ def _coords(mask: np.ndarray, origin: np.ndarray) -> Coords:
 
 
 def derive_region_set(labels: np.ndarray, affine: np.ndarray, preset: Preset) -> RegionSet:
-    """Derive the SPEC §3.1 regions (rules as :func:`reference_regions.derive_regions`).
+    """Derive the regions (rules as :func:`reference_regions.derive_regions`).
 
     Args:
-        labels: Validated integer label map (SPEC §1 values).
+        labels: Validated integer label map (values 0–3).
         affine: 4×4 voxel-to-RAS-world matrix.
         preset: Index preset (labels, ``midline_mm``, ``slab_mm``, ``margin_mm``,
             ``min_ref_ml``, ``reference_start``).

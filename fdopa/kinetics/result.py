@@ -1,4 +1,4 @@
-"""The typed result of one subject's indices, and its dict / JSON / CSV forms (SPEC §3.4).
+"""The typed result of one subject's indices, and its dict / JSON / CSV forms.
 
 An index that cannot be computed is None, and ``missing`` maps its name to the reason
 (``tumour_empty``, ``no_dynamic``, ``striatum_suvmax_zero``, ...): never a silent 0 or NaN.
@@ -20,7 +20,7 @@ from fdopa.kinetics.names import EXTRA_KEYS, INDEX_KEYS, TAC_REGIONS
 __all__ = ["CSV_COLUMNS", "Fields", "IndexResult", "TacTable", "csv_text"]
 
 CSV_COLUMNS: tuple[str, ...] = INDEX_KEYS + EXTRA_KEYS
-"""Columns of an indices CSV row: the SPEC §3.4 names in order, then the extras."""
+"""Columns of an indices CSV row: the index output names in order, then the extras."""
 
 
 class Fields:
@@ -28,7 +28,7 @@ class Fields:
 
     Attributes:
         values: Every index and extra name → value (None until set).
-        missing: SPEC §3.4 name → reason it is absent.
+        missing: Index name → reason it is absent.
     """
 
     def __init__(self) -> None:
@@ -42,7 +42,7 @@ class Fields:
         self.values[key] = value
 
     def absent(self, keys: Iterable[str], reason: str) -> None:
-        """Record ``reason`` for every SPEC §3.4 name among ``keys`` (extras stay None)."""
+        """Record ``reason`` for every index name among ``keys`` (extras stay None)."""
         self.missing.update({key: reason for key in keys if key in INDEX_KEYS})
 
     def require(self, key: str, *sources: str) -> bool:
@@ -110,10 +110,10 @@ class TacTable:
 
 @dataclass(frozen=True)
 class IndexResult:
-    """The SPEC §3 indices of one scan (names, units and meaning: SPEC §3.4).
+    """The PET indices of one scan (names, units and meaning: docs/indices.md#output-fields).
 
     Values are plain Python scalars; volumes in mL, times in minutes, slopes per hour, ratios
-    unit-free. Every SPEC §3.4 index is None exactly when ``missing`` holds its reason. The
+    unit-free. Every index is None exactly when ``missing`` holds its reason. The
     extras after ``missing`` describe how the indices were obtained (see
     :func:`fdopa.kinetics.reference_indices` for each one). ``tacs`` holds the curves of a
     dynamic scan; it is not part of the index row.
@@ -185,7 +185,7 @@ class IndexResult:
         return cls(str(participant_id), preset, **fields.values, missing=missing, tacs=tacs)
 
     def to_dict(self) -> dict[str, Any]:
-        """The SPEC §3.4 names in order, then the extras (``missing`` as a new dict)."""
+        """The index output names in order, then the extras (``missing`` as a new dict)."""
         out = {key: getattr(self, key) for key in CSV_COLUMNS}
         out["missing"] = dict(self.missing)
         return out

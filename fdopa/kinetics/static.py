@@ -1,4 +1,4 @@
-"""Static indices of SPEC §3.2 — the fast path.
+"""Static indices (SUVmax/mean/peak, T/S, TBRmax, TBRmean, MTV) — the fast path.
 
 Region maxima, means and volumes come from one :func:`region_stats` pass; SUVpeak from one FFT
 convolution of the tumour's bounding box with the sphere kernel (sums and voxel counts, so
@@ -16,6 +16,7 @@ from fdopa.kinetics.presets import Preset
 from fdopa.kinetics.region_stats import region_stats
 from fdopa.kinetics.regions import Coords, RegionSet
 from fdopa.kinetics.result import Fields
+from fdopa.kinetics.validation import check_analysable
 
 __all__ = ["static_indices", "suv_peak_fft"]
 
@@ -61,7 +62,11 @@ def suv_peak_fft(
 
 
 def static_indices(
-    static: np.ndarray, regions: RegionSet, preset: Preset, fields: Fields
+    static: np.ndarray,
+    regions: RegionSet,
+    preset: Preset,
+    fields: Fields,
+    source: object = "static",
 ) -> Coords:
     """Fill the static indices into ``fields``; return the hot tumour voxels.
 
@@ -70,10 +75,15 @@ def static_indices(
         regions: Derived regions.
         preset: Index preset.
         fields: Accumulator of values and missing reasons.
+        source: The image's file path or argument name, for the error message.
 
     Returns:
         Coordinates of the tumour voxels ≥ ``hot_fraction`` × tumour SUVmax (empty without
         tumour).
+
+    Raises:
+        InputError: If the reference or tumour mean is ≤ 0 (not an analysable PET; see
+            :func:`~fdopa.kinetics.validation.check_analysable`).
     """
     masks = {"tumour": regions.tumour, "striatum": regions.striatum, "reference": regions.reference}
     stats = region_stats(static, masks)
@@ -86,6 +96,7 @@ def static_indices(
         fields.set(f"{name}_suvmax", float(stats.max[row, 0]))
         fields.set(f"{name}_suvmean", float(stats.mean[row, 0]))
         fields.set(f"{name}_ml", regions.ml(coords[0].size))
+    check_analysable({r: fields.values[f"{r}_suvmean"] for r in ("reference", "tumour")}, source)
     if regions.reference_rule is not None:
         fields.set("reference_rule", regions.reference_rule)
     if regions.tumour[0].size:

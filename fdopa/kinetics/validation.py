@@ -1,4 +1,4 @@
-"""Validation of the inputs of the SPEC §3 indices, shared by every implementation.
+"""Validation of the inputs of the PET indices, shared by every implementation.
 
 Every check raises :class:`InputError`, which names its *source* (an argument such as
 ``static``, or a file path) and the offending *field* (``shape``, ``voxels``, ``labels``, a
@@ -16,15 +16,17 @@ __all__ = [
     "FRAME_TOL_S",
     "LABEL_VALUES",
     "InputError",
+    "check_analysable",
     "check_frame_timing",
     "check_labels",
+    "check_positive_image",
     "check_volume",
     "finite_array",
     "validate_inputs",
 ]
 
 LABEL_VALUES: tuple[int, ...] = (0, 1, 2, 3)
-"""Label values of SPEC §1: background, brain, striatum, tumour."""
+"""Label values of the label map: background, brain, striatum, tumour."""
 
 FRAME_TOL_S = 1e-3
 """Tolerance (s) of the frame-overlap check."""
@@ -95,7 +97,7 @@ def check_volume(
 
 
 def check_labels(labels: object, source: object) -> np.ndarray:
-    """Check that a label map holds only SPEC §1 values; return it as int16.
+    """Check that a label map holds only the values 0–3; return it as int16.
 
     Args:
         labels: Label map (integer-valued floats accepted).
@@ -111,8 +113,54 @@ def check_labels(labels: object, source: object) -> np.ndarray:
     bad = ~np.isin(array, LABEL_VALUES)
     if bad.any():
         values = np.unique(array[bad])[:10].tolist()
-        raise InputError(source, "labels", f"values {values} not in SPEC §1 {LABEL_VALUES}")
+        raise InputError(source, "labels", f"values {values} not in the label map {LABEL_VALUES}")
     return array.astype(np.int16)
+
+
+def check_analysable(means: dict[str, float | None], source: object) -> None:
+    """Refuse a PET whose reference or tumour mean uptake is not positive.
+
+    Such an image (all zero, negated, or scaled by a negative factor) gives no meaningful
+    ratio or threshold: T/S, TBR and the MTV threshold (a fraction of the reference mean) would
+    be numbers without meaning. An empty region is not judged here (its indices are missing).
+
+    Args:
+        means: Region name (``reference``, ``tumour``) → mean of the static image in it, None
+            for an empty region.
+        source: The static image's file path or argument name.
+
+    Raises:
+        InputError: Naming ``source`` and the ``voxels`` field.
+    """
+    for region, mean in means.items():
+        if mean is not None and not mean > 0:
+            raise InputError(
+                source,
+                "voxels",
+                f"not an analysable PET: the {region} region's mean uptake is {mean:.3g} (must be"
+                " > 0); an all-zero, negated or wrongly scaled image gives no T/S, TBR or MTV. "
+                "Check the image and its units",
+            )
+
+
+def check_positive_image(image: np.ndarray, source: object) -> None:
+    """Refuse a static PET whose mean over the whole image is ≤ 0 (all zero or negated).
+
+    The image-level form of :func:`check_analysable`, for callers that have no label map yet
+    (prediction checks it before running the network).
+
+    Raises:
+        InputError: Naming ``source`` and the ``voxels`` field.
+    """
+    mean = float(np.mean(image))
+    if not mean > 0:
+        raise InputError(
+            source,
+            "voxels",
+            f"not an analysable PET: the image's mean uptake is {mean:.3g} (must be > 0); an "
+            "all-zero, negated or wrongly scaled image gives no T/S, TBR or MTV. Check the "
+            "image and its units",
+        )
 
 
 def check_frame_timing(
@@ -123,7 +171,7 @@ def check_frame_timing(
     start_source: object = "frame_start_s",
     duration_source: object = "frame_duration_s",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Validate frame timing against a 4-D image (SPEC §3.3).
+    """Validate frame timing against a 4-D image (docs/indices.md#frame-timing).
 
     Args:
         frame_start_s: ``FrameTimesStart`` (s).

@@ -38,7 +38,7 @@ STAGES = ("val", "test")
 
 
 class SegmentationModule(L.LightningModule):
-    """Segmentation of the SPEC §1 label map with a configurable network, loss and optimiser.
+    """Segmentation of the label map with a configurable network, loss and optimiser.
 
     Batches follow the data module's contract: training ``image`` ``(B, C, *patch)`` float32
     and ``label`` ``(B, 1, *patch)`` int64; validation/test one whole volume (``B = 1``) with

@@ -42,7 +42,7 @@ def build_unet(
     Args:
         encoder_name: One of :data:`SUPPORTED_ENCODERS`.
         in_channels: Input channels (1 for PET; 2 with FLAIR).
-        classes: Output classes (4 for the SPEC §1 label map).
+        classes: Output classes (4 for the label map).
         encoder_depth: Encoder stages. smp-3d 1.0.2 builds only depth 5: its encoders index
             five strides while its decoder demands one stride per stage.
         decoder_channels: Channels of each decoder block, deepest first.

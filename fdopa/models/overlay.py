@@ -1,7 +1,7 @@
 """Validation overlay pictures: PET | PET + reference labels | PET + predicted labels.
 
 Rendered with numpy alone (no figure), so a picture costs a few milliseconds. Colours follow
-the SPEC §1 label map: brain grey-blue, striatum green, tumour red; background stays clear.
+the label map: brain grey-blue, striatum green, tumour red; background stays clear.
 """
 
 from __future__ import annotations

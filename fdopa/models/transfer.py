@@ -10,6 +10,7 @@ parts are held in eval mode so that their running statistics stay those of the c
 from __future__ import annotations
 
 import logging
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,8 @@ import lightning as L
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from fdopa.config import missing_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,48 @@ class TransferReport:
     unexpected: list[str] = field(default_factory=list)
 
 
+class CheckpointError(ValueError):
+    """A file given as a checkpoint that is not a Lightning checkpoint fdopa can read."""
+
+
+def read_checkpoint(path: str | Path, what: str = "--ckpt") -> dict[str, Any]:
+    """Read a Lightning checkpoint safely (``weights_only=True``), or say what is wrong.
+
+    Args:
+        path: The ``.ckpt`` file.
+        what: The option or config key that named it (``--ckpt``, ``finetune.pretrained``).
+
+    Returns:
+        The checkpoint's content (a dict holding ``state_dict``).
+
+    Raises:
+        FileNotFoundError: If ``path`` is not a file.
+        CheckpointError: If the file is not a readable Lightning checkpoint: truncated, corrupted,
+            not a torch file, or holding Python objects other than weights (fdopa never
+            unpickles those).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path}: no such file")
+    hint = f"point {what} at a .ckpt written by train.py (RUN_DIR/checkpoints/*.ckpt)"
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{what} {path}: not a Lightning checkpoint (not readable as weights only: corrupted,"
+            f" not a torch file, or holding Python objects other than weights, which fdopa never"
+            f" loads); {hint}"
+        ) from err
+    except Exception as err:  # torch raises KeyError, EOFError, RuntimeError, ... on bad files
+        raise CheckpointError(
+            f"{what} {path}: not a Lightning checkpoint (unreadable: truncated, corrupted or not "
+            f"a torch file); {hint}"
+        ) from err
+    if not isinstance(content, dict) or not isinstance(content.get("state_dict"), dict):
+        raise CheckpointError(f"{what} {path}: not a Lightning checkpoint (no state_dict); {hint}")
+    return content
+
+
 def require_checkpoint(checkpoint: str | Path) -> Path:
     """The pretraining checkpoint's path, or an error that says how to make one.
 
@@ -51,11 +96,7 @@ def require_checkpoint(checkpoint: str | Path) -> Path:
     """
     path = Path(checkpoint)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"finetune.pretrained: no pretraining checkpoint at {path}. Make one with "
-            "`python train.py +experiment=pretrain` (it publishes its best checkpoint there), "
-            "or point the config key at another file: `finetune.pretrained=/path/to/last.ckpt`."
-        )
+        raise FileNotFoundError(missing_pretrained(path))
     return path
 
 
@@ -75,12 +116,11 @@ def load_pretrained(
 
     Raises:
         FileNotFoundError: If the checkpoint does not exist (the message says how to make one).
-        ValueError: If the file is no Lightning checkpoint or holds no key under ``prefix``.
+        CheckpointError: If the file is no Lightning checkpoint (:func:`read_checkpoint`).
+        ValueError: If it holds no key under ``prefix``.
     """
     path = require_checkpoint(checkpoint)
-    content: Any = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(content, dict) or "state_dict" not in content:
-        raise ValueError(f"{path}: not a Lightning checkpoint (no 'state_dict' entry)")
+    content = read_checkpoint(path, "finetune.pretrained")
     source = {k[len(prefix) :]: v for k, v in content["state_dict"].items() if k.startswith(prefix)}
     if not source:
         raise ValueError(f"{path}: no state_dict key starts with {prefix!r}")

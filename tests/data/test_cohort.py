@@ -1,4 +1,4 @@
-"""Cohort reader (SPEC §2): the fixture cohort, and one broken file per validation rule."""
+"""Cohort reader: the fixture cohort, and one broken file per validation rule."""
 
 from __future__ import annotations
 

@@ -184,19 +184,36 @@ def test_prepare_data_reuses_an_existing_cohort(paediatric_cohort, paediatric_co
     participants = paediatric_cohort / "participants.tsv"
     mtime = participants.stat().st_mtime_ns
     synth = dataclasses.asdict(paediatric_config)
-    make_module(paediatric_cohort, synth=synth)
+    synth_dir = str(paediatric_cohort.parent)
+    make_module(paediatric_cohort, synth=synth, synth_dir=synth_dir)
     assert participants.stat().st_mtime_ns == mtime
+    other = {**synth, "dynamic_fraction": 0.2}
     with pytest.raises(ValueError, match=r"\['dynamic_fraction'\]"):
-        FdopaDataModule(
-            str(paediatric_cohort), synth={**synth, "dynamic_fraction": 0.2}
-        ).prepare_data()
+        FdopaDataModule(str(paediatric_cohort), synth=other, synth_dir=synth_dir).prepare_data()
+    # Outside synth_dir it is a user's cohort: used as it is, never compared with data.synth.
+    FdopaDataModule(str(paediatric_cohort), synth=other).prepare_data()
+
+
+def test_a_user_root_is_never_generated(tmp_path, monkeypatch):
+    def no_generation(*args, **kwargs):
+        raise AssertionError("generate_cohort called for a user's data.root")
+
+    monkeypatch.setattr(datamodule_module, "generate_cohort", no_generation)
+    synth = {"cohort": "adult", "n": 2, "grid": "tiny", "seed": 5}
+    for synth_dir in (None, str(tmp_path / "data" / "synthetic")):
+        module = FdopaDataModule(str(tmp_path / "misspelt"), synth=synth, synth_dir=synth_dir)
+        with pytest.raises(FileNotFoundError, match=r"^data.root: .*misspelt: no such cohort"):
+            module.prepare_data()
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow
 def test_prepare_data_generates_a_missing_cohort(tmp_path):
     root = tmp_path / "data" / "adult-tiny-n2-seed5"
     synth = {"cohort": "adult", "n": 2, "grid": "tiny", "dynamic_fraction": 0.5, "seed": 5}
-    module = FdopaDataModule(str(root), synth=synth, n_folds=2, patch_size=PATCH)
+    module = FdopaDataModule(
+        str(root), synth=synth, synth_dir=str(tmp_path / "data"), n_folds=2, patch_size=PATCH
+    )
     module.prepare_data()
     module.setup("fit")
     ids = sorted(s.participant_id for s in module.val_subjects + module.train_subjects)
@@ -204,7 +221,7 @@ def test_prepare_data_generates_a_missing_cohort(tmp_path):
     described = json.loads((root / "dataset_description.json").read_text())["fdopa_synth"]
     assert described["seed"] == 5 and described["n"] == 2
     mtime = (root / "participants.tsv").stat().st_mtime_ns
-    FdopaDataModule(str(root), synth=synth).prepare_data()  # present now: reused
+    FdopaDataModule(str(root), synth=synth, synth_dir=str(root)).prepare_data()  # reused
     assert (root / "participants.tsv").stat().st_mtime_ns == mtime
 
 
@@ -225,3 +242,12 @@ def test_data_config_instantiates(paediatric_cohort, tmp_path):
     module = instantiate(cfg.data, n_folds=4)
     module.setup("fit")
     assert len(module.train_subjects) == 6
+
+
+def test_channel_dropout_must_name_some_but_not_all_channels(paediatric_cohort):
+    root = str(paediatric_cohort)
+    module = FdopaDataModule(root, channels=["pet", "flair"], channel_dropout={"flair": 0.5})
+    assert module.channel_dropout == {"flair": 0.5}
+    for dropout in ({"t1": 0.5}, {"pet": 0.2, "flair": 0.2}):
+        with pytest.raises(ValueError, match=r"data\.channel_dropout"):
+            FdopaDataModule(root, channels=["pet", "flair"], channel_dropout=dropout)

@@ -1,4 +1,4 @@
-"""The synthetic FDOPA cohort (SPEC §1, §2, §5): files, sidecars, ground truth, noise, outcomes.
+"""The synthetic FDOPA cohort: files, sidecars, ground truth, noise, outcomes.
 
 Most tests read the session fixtures ``paediatric_cohort`` and ``adult_cohort`` of
 ``tests/conftest.py`` (generated once) and check numbers against independently computed truth:
@@ -36,12 +36,13 @@ from fdopa.kinetics import PRESETS, reference_indices
 COHORT_FIXTURES = ("paediatric_cohort", "adult_cohort")
 CONFIG_OF = {"paediatric_cohort": "paediatric_config", "adult_cohort": "adult_config"}
 
-# Independent constants (SPEC §2, §3.4, §5 and physics), never imported from the generator.
+# Independent constants (cohort layout, index output names, the synthetic-cohort model and
+# physics), never imported from the generator.
 PARTICIPANT_COLUMNS = (
     "participant_id", "cohort", "age", "sex", "grade", "os_months", "os_event", "pfs_months",
     "pfs_event", "site",
 )  # fmt: skip
-SPEC_INDEX_KEYS = (
+INDEX_KEYS = (
     "participant_id", "preset", "tumour_suvmax", "tumour_suvmean", "tumour_suvpeak", "tumour_ml",
     "striatum_suvmax", "striatum_suvmean", "reference_suvmean", "reference_suvmax",
     "reference_ml", "reference_rule", "tsr", "tbr_max", "tbr_mean", "mtv_ml", "measurable",
@@ -55,7 +56,7 @@ KINETIC_TRUTH_KEYS = (
 COMPARTMENTS = ("cortex", "white_matter", "striatum", "tumour", "necrosis")
 F18_LAMBDA = math.log(2.0) / 6586.2  # 1/s
 VOXEL_ML_TINY = 4.0**3 / 1000.0
-#: SPEC §5 typical (median) K1, k2, k3; the necrotic core is the generator's own addition.
+#: Typical (median) K1, k2, k3; the necrotic core is the generator's own addition.
 TYPICAL_RATES = {
     "striatum": (0.050, 0.050, 0.060),
     "cortex": (0.035, 0.050, 0.0),
@@ -65,7 +66,7 @@ TYPICAL_RATES = {
     "lgg": (0.040, 0.040, 0.012),
     "necrosis": (0.005, 0.050, 0.0),
 }
-#: SPEC §5 paediatric linear brain-size factors per age band (years).
+#: Paediatric linear brain-size factors per age band (years).
 AGE_BANDS = ((2.0, 6.0, 0.83, 0.90), (6.0, 13.0, 0.88, 0.96), (13.0, 18.0, 0.95, 1.00))
 LOCATIONS = {
     "adult": {"frontal", "temporal", "insular", "parietal"},
@@ -138,7 +139,7 @@ def assert_same(actual, expected, rel: float, where: str = "") -> None:
 
 
 def subject_images(paths: SubjectPaths, dynamic: bool) -> list[Path]:
-    """Every image file of a subject (SPEC §2 plus the synthetic derivatives)."""
+    """Every image file of a subject (cohort layout plus the synthetic derivatives)."""
     images = [
         paths.static_pet,
         paths.flair,
@@ -500,10 +501,10 @@ def test_truth_has_spec_index_names(cohort):
         assert {"microparameters", "tacs_model", "indices", "kinetic_truth"} <= set(truth)
         for name in ("guideline", "genoa2024"):
             indices = truth["indices"][name]
-            assert list(indices)[: len(SPEC_INDEX_KEYS)] == list(SPEC_INDEX_KEYS)
+            assert list(indices)[: len(INDEX_KEYS)] == list(INDEX_KEYS)
             assert indices["participant_id"] == pid
             assert indices["preset"] == name
-            for key in SPEC_INDEX_KEYS[2:-1]:  # a value, or a reason why not — never both
+            for key in INDEX_KEYS[2:-1]:  # a value, or a reason why not — never both
                 assert (indices[key] is None) == (key in indices["missing"]), (pid, key)
             assert indices["tumour_ml"] == pytest.approx(truth["lesion"]["volume_ml_labels"])
 
@@ -522,7 +523,7 @@ def test_tacs_model_equals_simulation_of_truth_microparameters(cohort):
             rates = truth["microparameters"][compartment]
             k1, k2, k3 = rates["K1"], rates["k2"], rates["k3"]
             assert rates["Ki"] == pytest.approx(k1 * k3 / (k2 + k3), rel=1e-12)
-            # Lognormal around the SPEC medians: every draw within ±4.5 σ.
+            # Lognormal around the typical (median) values: every draw within ±4.5 σ.
             typical = TYPICAL_RATES[kinetic_class if compartment == "tumour" else compartment]
             for value, median in zip((k1, k2, k3), typical, strict=True):
                 if median == 0:
@@ -539,7 +540,7 @@ def test_tacs_model_equals_simulation_of_truth_microparameters(cohort):
 
 
 def test_noise_free_dynamic_is_a_mix_of_the_truth_tacs(paediatric_cohort):
-    """Each noise-free voxel TAC is Σ_k w_k·TAC_k of the five compartment curves (SPEC §5)."""
+    """Each noise-free voxel TAC is Σ_k w_k·TAC_k of the five compartment curves."""
     root = paediatric_cohort
     table = participants(root)
     for pid in table.loc[table["dynamic"] == 1, "participant_id"]:
@@ -660,7 +661,7 @@ def test_hgg_peaks_earlier_and_has_higher_tsr_than_lgg(paediatric_cohort):
     tsr = {k: np.mean([t["tsr"] for t in v]) for k, v in by_class.items() if v}
     assert ttp["hgg"] < ttp["lgg"]
     assert tsr["hgg"] > tsr["lgg"]
-    # SPEC §5 behaviours: LGG rising to scan end, HGG peaking early (≈ 12 min) then flat/down.
+    # Intended behaviours: LGG rising to scan end, HGG peaking early (≈ 12 min) then flat/down.
     assert all(t["curve_pattern"] == "increasing" for t in by_class["lgg"])
     assert all(t["curve_pattern"] != "increasing" for t in by_class["hgg"])
     assert all(t["ttp_min"] <= 20.0 for t in by_class["hgg"])
@@ -747,11 +748,14 @@ def test_non_empty_target_is_refused_and_left_untouched(tmp_path, fake_build):
         generate_cohort(config, tmp_path / "file", progress=False)
 
 
-def test_overwrite_replaces_the_target(tmp_path, fake_build):
+def test_overwrite_replaces_an_fdopa_cohort_only(tmp_path, fake_build):
     _, calls, template = fake_build
     out = tmp_path / "cohort"
-    out.mkdir()
+    generate_cohort(SynthConfig(n=2, flair=False), out, progress=False)
     (out / "keep.txt").write_text("old")
+    with pytest.raises(FileExistsError, match=r"already exists \(an fdopa cohort\)"):
+        generate_cohort(SynthConfig(n=1, flair=False), out, progress=False)
+    calls.clear()
     table = generate_cohort(SynthConfig(n=1, flair=False), out, overwrite=True, progress=False)
     assert calls == ["sub-pd001"]
     assert table["participant_id"].tolist() == ["sub-pd001"]
@@ -776,13 +780,14 @@ def test_failure_mid_generation_leaves_nothing_behind(tmp_path, fake_build):
 
 def test_failure_with_overwrite_keeps_the_old_cohort(tmp_path, fake_build):
     state, _, _ = fake_build
-    state["fail_at"] = 1
     out = tmp_path / "cohort"
-    out.mkdir()
+    generate_cohort(SynthConfig(n=1, flair=False), out, progress=False)
     (out / "keep.txt").write_text("old")
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    state["fail_at"] = 2
     with pytest.raises(RuntimeError, match="boom"):
         generate_cohort(SynthConfig(n=2), out, overwrite=True, n_jobs=1, progress=False)
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
     assert _staging_dirs(tmp_path, "cohort") == []
 
 

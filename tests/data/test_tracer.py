@@ -238,7 +238,7 @@ def test_median_behaviours(median_sim):
 
 def test_static_ratios_plausible(median_sim):
     s = static_window_mean(median_sim)
-    # SPEC targets (max/max, in images) 1.1, 0.7, 0.8; region means with these fixed
+    # Design targets (max/max, in images) 1.1, 0.7, 0.8; region means with these fixed
     # parameters give about 1.35, 0.82, 0.75 (see module notes) - check the ordering.
     assert 1.0 < s["hgg"] / s["striatum"] < 1.5
     assert 0.6 < s["hgg_fast"] / s["striatum"] < 0.95

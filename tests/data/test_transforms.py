@@ -15,6 +15,7 @@ from scipy import stats
 
 from fdopa.data.transforms import (
     IntensityScale,
+    RandomChannelDropout,
     RandomIntensityScale,
     build_preprocessing,
     pet_normalisation,
@@ -87,6 +88,28 @@ def test_random_intensity_scale_probability_zero_is_identity():
     original = subject()
     out = RandomIntensityScale((0.5, 2.0), p=0.0)(original)
     assert torch.equal(out["pet"].data, original["pet"].data)
+
+
+def test_channel_dropout_blanks_only_the_named_channel_at_its_rate():
+    transform = RandomChannelDropout({"flair": 0.3})
+    original = subject()
+    torch.manual_seed(0)
+    blanked = 0
+    for _ in range(400):
+        out = transform(original)
+        assert torch.equal(out["pet"].data, original["pet"].data)
+        assert torch.equal(out["label"].data, original["label"].data)
+        flair = out["flair"].data
+        assert torch.equal(flair, original["flair"].data) or not flair.any()
+        blanked += not flair.any()
+    # binomial(400, 0.3): two-sided p of the observed count
+    assert stats.binomtest(blanked, 400, 0.3).pvalue > 0.01
+    assert RandomChannelDropout({"flair": 1.0})(original)["flair"].data.abs().sum() == 0
+
+
+def test_channel_dropout_rejects_bad_probabilities():
+    with pytest.raises(ValueError, match="channel_dropout"):
+        RandomChannelDropout({"flair": 1.5})
 
 
 @pytest.mark.parametrize("scale_range", [(0.0, 1.0), (1.5, 1.2), -2.0])

@@ -153,3 +153,30 @@ def test_export_needs_the_run_config(tmp_path):
     with pytest.raises(FileNotFoundError, match="--config"):
         find_run_config(ckpt, tmp_path / "missing.yaml")
     assert not (tmp_path / "bundle").exists()
+
+
+def test_the_run_config_sets_flair_dropout_and_prediction_defaults_of_the_bundle(tmp_path):
+    from export_helpers import TINY_NETWORK
+
+    from fdopa.export.run import _bundle_config
+
+    model = {"net": {"_target_": "fdopa.models.network.build_unet", **TINY_NETWORK,
+                     "in_channels": 2},
+             "sw_patch_size": [32, 32, 32], "sw_overlap": 0.5, "sw_batch_size": 4,
+             "sw_overlap_mode": "hann",
+             "class_names": ["background", "brain", "striatum", "tumour"]}  # fmt: skip
+    cfg = {
+        "data": {"channels": ["pet", "flair"], "channel_dropout": {"flair": 0.3}},
+        "model": model,
+        "predict": {"tta": True, "keep_brain_component": True, "min_tumour_ml": 0.25},
+    }
+    _, config = _bundle_config(cfg, {}, tmp_path / "config_resolved.yaml")
+    assert config.channel_dropout == {"flair": 0.3} and config.optional_channels == ("flair",)
+    assert config.tta is True
+    assert config.postprocess == {"keep_brain_component": True, "min_tumour_ml": 0.25}
+    assert BundleConfig.from_dict(config.to_dict()) == config
+    # a run config from before these keys: no dropout, no TTA, no clean-up
+    _, old = _bundle_config({"data": {"channels": ["pet"]}, "model": {**model, "net": {
+        **model["net"], "in_channels": 1}}}, {}, tmp_path / "c.yaml")  # fmt: skip
+    assert (old.channel_dropout, old.tta, old.optional_channels) == ({}, False, ())
+    assert old.postprocess == {"keep_brain_component": False, "min_tumour_ml": 0.0}

@@ -15,6 +15,7 @@ from fdopa.cli import main
 from fdopa.data.layout import SubjectPaths
 from fdopa.kinetics import INDEX_KEYS
 from fdopa.kinetics.io import load_inputs
+from fdopa.outputs import PREDICTIONS_MARKER
 
 
 @pytest.mark.slow
@@ -97,10 +98,8 @@ def test_a_failure_while_writing_leaves_no_partial_output(paediatric_cohort, tin
     monkeypatch.setattr(outputs, "qc_figure", broken)
     pet = SubjectPaths(paediatric_cohort, "sub-pd001").static_pet
     out = tmp_path / "out"
-    with pytest.raises(OSError, match="disk full"):
-        main(
-            ["predict", "--bundle", str(tiny_bundle[0].path), "--pet", str(pet), "--out", str(out)]
-        )
+    args = ["predict", "--bundle", str(tiny_bundle[0].path), "--pet", str(pet), "--out", str(out)]
+    assert main(args) == 2  # an OSError while writing: one line, nothing left
     assert list(out.iterdir()) == []
 
 
@@ -127,6 +126,9 @@ def test_predict_cohort_writes_every_subject_and_one_csv(paediatric_cohort, tiny
     assert rows["sub-pd001"]["error"] == "" and rows["sub-pd001"]["tta_disagreement"] != ""
     assert "Units" in rows["sub-pd002"]["error"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["indices.csv"]
+        ["indices.csv", PREDICTIONS_MARKER]
         + [f"sub-pd001_desc-static_pet_{s}" for s in ("dseg.nii.gz", "indices.json", "qc.png")]
     )
+    # A second run replaces the predictions folder only with --overwrite.
+    assert main(args) == 2
+    assert "already exists (an fdopa predictions folder)" in capsys.readouterr().err

@@ -184,3 +184,47 @@ def test_bad_input_raises_a_clear_error(paediatric_cohort, tiny_predictor, tmp_p
         tiny_predictor.predict(pet, **kwargs)
     assert raised.value.field == field
     assert problem in raised.value.problem
+
+
+def _flair_bundle(out, dropout):
+    from export_helpers import TINY_NETWORK, tiny_config
+
+    from fdopa.export.bundle import read_bundle, write_bundle
+    from fdopa.export.metadata import build_metadata
+
+    config = tiny_config(
+        channels=("pet", "flair"), network={**TINY_NETWORK, "in_channels": 2},
+        channel_dropout=dropout, tta=True, postprocess={"min_tumour_ml": 0.5},
+    )  # fmt: skip
+    training = {"n_train": 0, "tumour_ml_range": TINY_TUMOUR_RANGE}
+    write_bundle(out, config.build_network(), config, build_metadata(config, training=training,
+                 validation={}))  # fmt: skip
+    return read_bundle(out)
+
+
+def test_flair_is_optional_only_for_a_bundle_trained_with_flair_dropout(
+    paediatric_cohort, tmp_path
+):
+    from fdopa.export.inputs import load_scan
+    from fdopa.models.postprocess import PostProcess
+
+    paths = SubjectPaths(paediatric_cohort, "sub-pd001")
+    strict = Predictor(_flair_bundle(tmp_path / "strict", {}))
+    assert strict.required_channels == ("pet", "flair")
+    with pytest.raises(ValueError, match="flair"):
+        strict.predict(paths.static_pet)
+
+    bundle = _flair_bundle(tmp_path / "dropout", {"flair": 0.3})
+    assert bundle.config.channel_dropout == {"flair": 0.3}  # read back from config.json
+    predictor = Predictor(bundle)
+    assert predictor.required_channels == ("pet",)
+    assert predictor.tta and predictor.postprocess == PostProcess(min_tumour_ml=0.5)
+    assert not Predictor(bundle, tta=False, postprocess=PostProcess()).postprocess.active
+    spec = predictor.input_spec
+    absent, _ = predictor.model_input(load_scan(paths.static_pet, spec))
+    given, _ = predictor.model_input(load_scan(paths.static_pet, spec, flair=paths.flair))
+    assert not absent[1].any()  # the blank channel of training
+    assert float(given[1].std()) > 0.1  # the z-scored FLAIR
+    assert np.array_equal(absent[0].numpy(), given[0].numpy())
+    prediction = predictor.predict(paths.static_pet)
+    assert prediction.labels.shape == nib.load(paths.static_pet).shape

@@ -76,7 +76,7 @@ def test_cohort_survives_a_broken_subject(paediatric_cohort, tmp_path, capsys):
         paths = SubjectPaths(root, row["participant_id"])
         if paths == broken:
             assert row["error"] == f"InputError: {broken.labels}: labels: values [7] not in "\
-                "SPEC §1 (0, 1, 2, 3)"  # fmt: skip
+                "the label map (0, 1, 2, 3)"  # fmt: skip
             assert row["tsr"] == "" and row["preset"] == "guideline"
             continue
         dynamic = paths.dynamic_pet if paths.dynamic_pet.exists() else None

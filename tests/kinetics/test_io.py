@@ -1,13 +1,11 @@
 """Reading a scan from NIfTI files: every bad input raises an InputError naming file and field."""
 
-import os
-
 import numpy as np
 import pytest
 from scans import AFFINE, DURATIONS, STARTS, scan, write
 
 from fdopa.kinetics import InputError, compute_indices, get_preset, indices_from_files
-from fdopa.kinetics.io import sidecar_for, write_text_atomic
+from fdopa.kinetics.io import sidecar_for
 
 
 def _set(name, index, value):
@@ -138,11 +136,3 @@ def test_files_equal_arrays_and_small_affine_jitter_is_accepted(tmp_path):
 def test_unknown_preset_or_field(name, overrides, match):
     with pytest.raises(ValueError, match=match):
         get_preset(name, **overrides)
-
-
-def test_write_text_atomic(tmp_path):
-    target = tmp_path / "deep" / "out.csv"
-    write_text_atomic(target, "a,b\n")
-    write_text_atomic(target, "a,b\n1,2\n")
-    assert target.read_text() == "a,b\n1,2\n"
-    assert os.listdir(target.parent) == ["out.csv"]  # no temporary file left behind

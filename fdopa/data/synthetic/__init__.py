@@ -1,4 +1,4 @@
-"""The synthetic [18F]F-DOPA PET cohort generator (SPEC §5): the embedded default data set."""
+"""The synthetic [18F]F-DOPA PET cohort generator: the embedded default data set."""
 
 from fdopa.data.synthetic.cohort import generate_cohort
 from fdopa.data.synthetic.config import SynthConfig

@@ -1,7 +1,8 @@
-"""Generate a whole synthetic cohort and write it in the SPEC §2 layout, atomically.
+"""Generate a whole synthetic cohort and write it in the cohort layout, atomically.
 
-The cohort is built in a hidden temporary directory next to the target and renamed into place
-only when every subject is written, so an interrupted run never leaves a half-written cohort.
+The cohort is built in a hidden sibling of the target and renamed into place only when every
+subject is written (:func:`fdopa.outputs.staged_dir`), so an interrupted run never leaves a
+half-written cohort, and ``overwrite`` replaces only an earlier fdopa cohort.
 Subjects are generated in parallel (joblib); subject ``i`` depends only on ``(seed, i)`` and its
 dynamic flag, so the result is identical whatever the number of workers.
 """
@@ -10,10 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +25,7 @@ from fdopa.data.layout import SubjectPaths
 from fdopa.data.synthetic.config import SynthConfig
 from fdopa.data.synthetic.subject import SyntheticSubject, build_subject
 from fdopa.data.synthetic.tracer import Framing
+from fdopa.outputs import staged_dir
 
 log = logging.getLogger(__name__)
 
@@ -117,25 +115,6 @@ def _dataset_description(config: SynthConfig) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _staging(out: Path, overwrite: bool) -> Iterator[Path]:
-    """A temporary directory beside ``out`` that replaces ``out`` when the block succeeds."""
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out}: exists and is not a directory")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out}: output directory is not empty (use --overwrite)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
-
-
 def generate_cohort(
     config: SynthConfig,
     out: str | Path,
@@ -144,12 +123,13 @@ def generate_cohort(
     n_jobs: int = 1,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Generate a synthetic cohort into ``out`` (SPEC §2 layout).
+    """Generate a synthetic cohort into ``out`` (cohort layout).
 
     Args:
         config: Generator configuration.
-        out: Target directory; must be absent or empty unless ``overwrite``.
-        overwrite: Replace a non-empty ``out``.
+        out: Target directory; absent, empty, or (with ``overwrite``) an fdopa cohort.
+        overwrite: Replace an existing fdopa cohort (one with fdopa's
+            ``dataset_description.json``); other non-empty folders are always refused.
         n_jobs: Parallel worker processes (joblib); ``-1`` uses every core.
         progress: Show a progress bar.
 
@@ -157,9 +137,11 @@ def generate_cohort(
         The ``participants.tsv`` table.
 
     Raises:
-        FileExistsError: If ``out`` is not empty and ``overwrite`` is false.
+        FileExistsError: If ``out`` is a file, a non-empty folder that is not an fdopa cohort,
+            or a cohort and ``overwrite`` is false.
+        ValueError: If ``out`` is the current, home or root folder (or holds one).
+        OSError: If ``out`` cannot be written.
     """
-    out = Path(out)
     dynamic_rng = np.random.default_rng([config.seed, 0])
     n_dynamic = round(config.dynamic_fraction * config.n)
     dynamic = np.zeros(config.n, bool)
@@ -167,7 +149,7 @@ def generate_cohort(
     seeds = np.random.SeedSequence([config.seed, 1]).spawn(config.n)
     ids = config.participant_ids()
 
-    with _staging(out, overwrite) as root:
+    with staged_dir(out, kind="cohort", overwrite=overwrite) as root:
         jobs = (
             delayed(_generate_one)(config, root, pid, seed, bool(dyn))
             for pid, seed, dyn in zip(ids, seeds, dynamic, strict=True)

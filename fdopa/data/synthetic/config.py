@@ -29,7 +29,7 @@ class SynthConfig:
             tile it exactly.
         flair: Whether to write the FLAIR-like MRI channel.
         noise: ``False`` writes noise-free images in place of the noisy ones.
-        parameter_cv: Between-subject CV of every kinetic rate (SPEC: 0.15–0.25).
+        parameter_cv: Between-subject CV of every kinetic rate (typical range 0.15–0.25).
         cov_range: Target voxel CoV of normal brain on the static image (adults; children
             ×1.2–1.5).
         noise_fwhm_mm: Range of the noise-correlation FWHM (mm).

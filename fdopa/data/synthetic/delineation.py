@@ -38,7 +38,7 @@ def manual_delineation(
 
     Args:
         rng: Random generator.
-        labels: Reference label map (SPEC §1).
+        labels: Reference label map (values 0–3).
         pet: Noisy static PET on the same grid (used for the operator's threshold).
         affine: Voxel-to-world affine (voxel sizes).
 

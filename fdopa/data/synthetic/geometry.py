@@ -21,7 +21,7 @@ BRAIN_CENTRE: np.ndarray = np.array([0.0, -17.0, 5.0])
 #: Output grids: name → voxel size (mm); the build grid is block-averaged by that factor.
 GRIDS: dict[str, int] = {"standard": 2, "tiny": 4}
 
-# Paediatric brain-size factors (SPEC §5): age bands and the linear scale range in each.
+# Paediatric brain-size factors: age bands and the linear scale range in each.
 _AGE_SCALE_BANDS: tuple[tuple[float, float, float, float], ...] = (
     (0.0, 5.999, 0.83, 0.90),
     (6.0, 12.999, 0.88, 0.96),
@@ -65,7 +65,7 @@ def block_mean(volume: np.ndarray, factor: int) -> np.ndarray:
 
 
 def age_scale(age: float, rng: np.random.Generator) -> float:
-    """Linear brain-size factor of a child relative to the adult template (SPEC §5).
+    """Linear brain-size factor of a child relative to the adult template.
 
     Args:
         age: Age in years; 18 and over gives an adult factor near 1.

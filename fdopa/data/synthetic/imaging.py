@@ -1,6 +1,6 @@
 """Image formation: scanner PSF, correlated count-dependent noise calibrated to a target CoV.
 
-Noise follows SPEC §5: per frame, ``σ(x) = k · sqrt(C(x) · DCF / Δt)`` (C the noise-free
+The noise model: per frame, ``σ(x) = k · sqrt(C(x) · DCF / Δt)`` (C the noise-free
 decay-corrected activity, DCF the frame's decay-correction factor, Δt its length), spatially
 correlated by a 2–4 mm Gaussian smoothing of white noise normalised back to unit variance. The
 gain ``k`` is solved exactly so that the static image's noise CoV in normal brain equals the

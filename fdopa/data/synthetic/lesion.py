@@ -1,6 +1,6 @@
 """Tumour lesions in template space: location priors, blobby shapes, necrosis, heterogeneity.
 
-Location priors follow SPEC §5 (adult: hemispheric; paediatric: pons/DIPG, thalamus, cerebellum,
+Location priors (adult: hemispheric; paediatric: pons/DIPG, thalamus, cerebellum,
 hemispheric, optic pathway). A lesion is the level set ``r/R + a·n < 1`` of the normalised radius
 perturbed by smooth noise ``n``; the necrotic core and the larger FLAIR-like extent are other
 level sets of the same field, so they nest as they do in real gliomas.
@@ -28,7 +28,7 @@ HGG_PROBABILITY: dict[str, float] = {
     "pons": 0.85, "thalamus": 0.55, "cerebellum": 0.2, "optic_pathway": 0.05,
     "frontal": 0.55, "temporal": 0.55, "parietal": 0.55, "insular": 0.45,
 }  # fmt: skip
-#: Fraction of HGG with the fast-washout kinetic pattern (the hard case of SPEC §5).
+#: Fraction of HGG with the fast-washout kinetic pattern (the synthetic cohort's hard case).
 FAST_WASHOUT_FRACTION = 0.25
 #: Lesion volume (mL) range by location: a log-uniform draw inside it.
 VOLUME_RANGE_ML: dict[str, tuple[float, float]] = {

@@ -2,7 +2,7 @@
 
 Overall and progression-free survival are exponential with a log-hazard linear in the true
 T/S (higher → worse), the true tumour time-to-peak (earlier → worse) and grade, so that the
-survival analyses of SPEC §4 find a real effect rather than noise.
+survival analyses (docs/statistics.md#survival) find a real effect rather than noise.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def injected_mbq(rng: np.random.Generator, weight_kg: float, cohort: str) -> flo
 
 
 def draw_psf_fwhm(rng: np.random.Generator, site: str) -> float:
-    """Scanner PSF FWHM (mm) of a site, clipped to the SPEC range 4.5–6.5 mm."""
+    """Scanner PSF FWHM (mm) of a site, clipped to the clinical range 4.5–6.5 mm."""
     return float(round(np.clip(SITES[site] + rng.normal(0.0, 0.2), 4.5, 6.5), 2))
 
 

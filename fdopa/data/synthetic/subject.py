@@ -42,7 +42,7 @@ class SyntheticSubject:
         affine: Output-grid affine.
         static: Noisy static image.
         static_clean: Noise-free static image.
-        labels: Reference label map (SPEC §1), uint8.
+        labels: Reference label map (values 0–3), uint8.
         manual: Manual-delineation variant of the label map, uint8.
         dynamic: Noisy 4D image, or ``None`` for a static-only subject.
         dynamic_clean: Noise-free 4D image, or ``None``.
@@ -182,7 +182,7 @@ def _true_indices(
     static_clean: np.ndarray, clean4d: np.ndarray, labels: np.ndarray, affine: np.ndarray,
     framing: Framing, dynamic: bool, participant_id: str,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:  # fmt: skip
-    """SPEC §3 indices of the noise-free images with the true labels.
+    """PET indices of the noise-free images with the true labels.
 
     Returns:
         ``(indices, kinetic)``: per preset, the indices of the data the subject has (dynamic

@@ -1,4 +1,4 @@
-"""Tracer kinetics of the synthetic [18F]F-DOPA generator (SPEC §5 "Kinetics" and "Sidecars").
+"""Tracer kinetics of the synthetic [18F]F-DOPA generator: kinetics and sidecar timing.
 
 Time conventions: frame timing is in seconds after injection (as in the BIDS sidecar);
 kinetic curves live on a fine uniform grid in minutes. All curves are decay-corrected to
@@ -134,8 +134,8 @@ class Framing:
         }
 
 
-def decay_correction_factors(framing: Framing) -> np.ndarray:
-    """Per-frame F-18 decay-correction factors to injection time (BIDS ``DecayCorrectionFactor``).
+def decay_correction_factors(framing: Framing, half_life_s: float = F18_HALF_LIFE_S) -> np.ndarray:
+    """Per-frame decay-correction factors to injection time (BIDS ``DecayCorrectionFactor``).
 
     A frame [t_s, t_s + Δt] of a decaying source records the mean activity
     A0·e^{-λ t_s}·(1 - e^{-λΔt}) / (λΔt). The factor restoring A0 (activity at t = 0,
@@ -144,11 +144,12 @@ def decay_correction_factors(framing: Framing) -> np.ndarray:
 
     Args:
         framing: Frame timing in seconds after injection.
+        half_life_s: Physical half-life of the radionuclide (default fluorine-18).
 
     Returns:
         Array of shape (n_frames,), every entry >= 1.
     """
-    lam = F18_DECAY_CONSTANT_PER_S
+    lam = math.log(2.0) / half_life_s
     starts = np.asarray(framing.starts_s)
     x = lam * np.asarray(framing.durations_s)
     return np.exp(lam * starts) * x / -np.expm1(-x)
@@ -314,7 +315,7 @@ REGION_KINETICS: dict[str, KineticParams] = {
     "lgg": KineticParams(0.040, 0.040, 0.012),
     "necrosis": KineticParams(0.005, 0.050, 0.0),
 }
-"""Typical (median) effective parameters per region (SPEC §5), plus a necrotic core."""
+"""Typical (median) effective parameters per region, plus a necrotic core."""
 
 
 def sample_parameters(rng: np.random.Generator, region: str, cv: float = 0.2) -> KineticParams:
@@ -327,7 +328,7 @@ def sample_parameters(rng: np.random.Generator, region: str, cv: float = 0.2) ->
     Args:
         rng: Random generator.
         region: A key of `REGION_KINETICS`.
-        cv: Coefficient of variation of each rate (SPEC: 0.15–0.25).
+        cv: Coefficient of variation of each rate (typical range 0.15–0.25).
     """
     if region not in REGION_KINETICS:
         raise KeyError(f"unknown region {region!r}; known: {sorted(REGION_KINETICS)}")

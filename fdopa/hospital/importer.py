@@ -1,0 +1,756 @@
+"""A folder of DICOM → the fdopa cohort layout: SUV PET, sidecars, co-registered FLAIR.
+
+One participant per patient and PET study. For each:
+
+1. its PT series are split into frames (:func:`fdopa.hospital.suv.split_frames`); a series with
+   several frames — or several one-frame series that do not overlap — is the dynamic scan, a
+   one-frame series spanning other frames (or the only one) the static scan; without a static
+   series the static image is the duration-weighted mean of the dynamic frames over the static
+   window (10–30 min after injection by default); series without attenuation correction are
+   ignored when corrected ones exist;
+2. every frame becomes SUVbw decay-corrected to the injection
+   (:func:`fdopa.hospital.suv.frame_suv`), written as float32 NIfTI in the closest RAS+ voxel
+   order with a PET-BIDS sidecar (``Units: g/mL``, ``FrameTimesStart`` and ``FrameDuration``
+   after the injection, ``DecayCorrectionFactor``, dose, weight, tracer);
+3. a FLAIR series of the same patient (the same study first, else the nearest in date; the
+   finest when several) is registered rigidly to the static PET by mutual information
+   (:func:`fdopa.hospital.registration.register_rigid`) and resampled to the PET grid as the
+   ``flair`` channel; the transform (ITK ``.tfm``) and a QC picture (FLAIR edges over the PET)
+   go to ``derivatives/registration/<id>/``.
+
+Participant ids come from a mapping file (``PatientID``, ``participant_id``, optional
+``StudyInstanceUID`` / ``StudyDate``, further columns copied to ``participants.tsv``) or are a
+keyed pseudonym of the ``PatientID`` (HMAC-SHA256): no patient name or id is ever written.
+
+Nothing half-written: a new cohort is built in a hidden sibling folder and renamed into place;
+each subject is written into a hidden folder and renamed into the cohort only when complete, so
+a failed subject leaves nothing and the others carry on; ``participants.tsv`` is replaced
+atomically. Inputs are only read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from fdopa import __version__
+from fdopa.data.layout import REGISTRATION_DIR, SubjectPaths
+from fdopa.data.synthetic.cohort import _write_nifti as write_nifti
+from fdopa.data.synthetic.imaging import window_mean
+from fdopa.data.synthetic.tracer import Framing, decay_correction_factors
+from fdopa.hospital.dicom import (
+    DicomSeries,
+    read_multiframe,
+    read_volume,
+    scan_folder,
+    series_error,
+)
+from fdopa.hospital.qc import edges_png
+from fdopa.hospital.registration import ras_matrix, register_rigid, resample
+from fdopa.hospital.suv import (
+    Injection,
+    PetFrame,
+    SuvVolume,
+    frame_suv,
+    read_injection,
+    split_frames,
+)
+from fdopa.kinetics.io import AFFINE_TOL_MM
+from fdopa.kinetics.validation import InputError
+from fdopa.outputs import is_artefact, staged_dir, write_text_atomic
+
+__all__ = [
+    "ImportOptions",
+    "ImportOutcome",
+    "StudyPlan",
+    "import_dicom",
+    "plan_studies",
+]
+
+log = logging.getLogger(__name__)
+
+_ID = re.compile(r"^sub-[A-Za-z0-9]+$")
+_FLAIR = re.compile(r"FLAIR|DARK[ _-]?FLUID|\bT2[ _-]?IR\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """Options of :func:`import_dicom`.
+
+    Attributes:
+        mapping: Mapping file (CSV/TSV) from ``PatientID`` to ``participant_id``, or None for
+            keyed pseudonyms.
+        key: Secret key of the pseudonyms (keep it: the same key gives the same ids).
+        static_window_s: Window (s after injection) of a static image made from dynamic frames.
+        register: Register the FLAIR to the PET (else resample it by its world coordinates,
+            for scanners that acquire both in one frame of reference, e.g. PET/MR).
+        overwrite: Replace participants already in the cohort.
+    """
+
+    mapping: Path | None = None
+    key: str = ""
+    static_window_s: tuple[float, float] = (600.0, 1800.0)
+    register: bool = True
+    overwrite: bool = False
+
+
+@dataclass
+class StudyPlan:
+    """One participant to import: a patient's PET study and the FLAIR chosen for it.
+
+    Attributes:
+        participant_id: BIDS label with ``sub-``.
+        pet: The study's PT series.
+        flair: The FLAIR series, or None.
+        extra: ``participants.tsv`` columns from the mapping file.
+        error: Why the study cannot be imported (planned as a failure), or None.
+    """
+
+    participant_id: str
+    pet: list[DicomSeries]
+    flair: DicomSeries | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    """What happened to one participant (a row of the summary table; no patient data).
+
+    Attributes:
+        participant_id: BIDS label.
+        error: ``<where>: <tag>: <problem>`` on failure, else None.
+        static: Description of the static image (frame window), empty on failure.
+        dynamic: Number of dynamic frames (0 without).
+        flair: ``registered``, ``resampled``, ``none`` (or empty on failure).
+        suv: How SUV was obtained.
+        seconds: Wall time.
+    """
+
+    participant_id: str
+    error: str | None = None
+    static: str = ""
+    dynamic: int = 0
+    flair: str = ""
+    suv: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether the participant was imported."""
+        return self.error is None
+
+
+# --- planning ----------------------------------------------------------------------------------
+
+
+def _is_flair(series: DicomSeries) -> bool:
+    header = series.header
+    text = " ".join(
+        str(header.get(k, "")) for k in ("SeriesDescription", "ProtocolName", "SequenceName")
+    )
+    return series.modality == "MR" and bool(_FLAIR.search(text))
+
+
+def pseudonym(patient_id: str, key: str, study_uid: str | None = None) -> str:
+    """Keyed pseudonym ``sub-<10 hex>`` (``s<4 hex>`` appended per study when given)."""
+    digest = hmac.new(key.encode(), patient_id.encode(), hashlib.sha256).hexdigest()[:10]
+    if study_uid is None:
+        return f"sub-{digest}"
+    study = hmac.new(key.encode(), study_uid.encode(), hashlib.sha256).hexdigest()[:4]
+    return f"sub-{digest}s{study}"
+
+
+def read_mapping(path: Path) -> pd.DataFrame:
+    """Read a mapping file: ``PatientID``, ``participant_id`` (+ optional study columns).
+
+    Raises:
+        FileNotFoundError: If the file is missing.
+        ValueError: On a missing column, a repeated key or an invalid participant id.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (the --mapping file)")
+    table = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str).fillna(
+        ""
+    )
+    for column in ("PatientID", "participant_id"):
+        if column not in table.columns:
+            raise InputError(path, column, "column missing (needed: PatientID, participant_id)")
+    table["participant_id"] = [
+        p if p.startswith("sub-") else f"sub-{p}" for p in table["participant_id"]
+    ]
+    bad = [p for p in table["participant_id"] if not _ID.match(p)]
+    if bad:
+        raise InputError(path, "participant_id", f"{bad[0]!r} is not sub-<letters and digits>")
+    keys = [c for c in ("PatientID", "StudyInstanceUID", "StudyDate") if c in table.columns]
+    if table.duplicated(keys).any() or table["participant_id"].duplicated().any():
+        raise InputError(path, "participant_id", f"repeated {'/'.join(keys)} or participant_id")
+    return table
+
+
+def _mapping_row(table: pd.DataFrame, study: DicomSeries) -> dict[str, Any] | None:
+    rows = table[table["PatientID"] == study.patient_id]
+    if "StudyInstanceUID" in rows.columns:
+        rows = rows[rows["StudyInstanceUID"].isin(["", study.study_uid])]
+    if "StudyDate" in rows.columns and study.study_date is not None:
+        rows = rows[rows["StudyDate"].isin(["", study.study_date.strftime("%Y%m%d")])]
+    return None if len(rows) != 1 else rows.iloc[0].to_dict()
+
+
+def _voxel_volume(series: DicomSeries) -> float:
+    header = series.header
+    spacing = [float(v) for v in header.get("PixelSpacing", [1.0, 1.0])]
+    thickness = float(header.get("SpacingBetweenSlices") or header.get("SliceThickness") or 1.0)
+    return spacing[0] * spacing[1] * thickness
+
+
+def _choose_flair(candidates: list[DicomSeries], study: DicomSeries) -> DicomSeries | None:
+    if not candidates:
+        return None
+    same = [s for s in candidates if s.study_uid == study.study_uid]
+    if not same and study.study_date is not None:
+
+        def gap(s: DicomSeries) -> int:
+            return abs((s.study_date - study.study_date).days) if s.study_date else 10**6
+
+        nearest = min(gap(s) for s in candidates)
+        same = [s for s in candidates if gap(s) == nearest]
+    pool = same or candidates
+    return min(pool, key=lambda s: (_voxel_volume(s), -len(s.instances)))
+
+
+def plan_studies(series: list[DicomSeries], options: ImportOptions) -> list[StudyPlan]:
+    """Group the series into participants (one per patient and PET study).
+
+    Raises:
+        ValueError: On an invalid mapping file.
+    """
+    mapping = read_mapping(options.mapping) if options.mapping is not None else None
+    by_patient: dict[str, list[DicomSeries]] = {}
+    plans: list[StudyPlan] = []
+    for item in series:
+        if item.modality not in ("PT", "MR"):
+            continue
+        try:
+            by_patient.setdefault(item.patient_id, []).append(item)
+        except InputError as err:
+            if item.modality == "PT":
+                label = f"(series without PatientID #{len(plans) + 1})"
+                plans.append(StudyPlan(label, [], error=str(err)))
+    unmapped = 0
+    for patient, items in by_patient.items():
+        studies: dict[str, list[DicomSeries]] = {}
+        for item in items:
+            if item.modality == "PT":
+                studies.setdefault(item.study_uid, []).append(item)
+        flairs = [s for s in items if _is_flair(s)]
+        for study_uid, pet in studies.items():
+            extra: dict[str, Any] = {}
+            if mapping is not None:
+                row = _mapping_row(mapping, pet[0])
+                if row is None:
+                    unmapped += 1
+                    plans.append(
+                        StudyPlan(
+                            f"(unmapped study #{unmapped})",
+                            pet,
+                            error="PatientID (0010,0020): not (or not uniquely) in --mapping",
+                        )
+                    )
+                    continue
+                pid = row.pop("participant_id")
+                extra = {
+                    k: v
+                    for k, v in row.items()
+                    if k not in ("PatientID", "StudyInstanceUID", "StudyDate") and v != ""
+                }
+            else:
+                pid = pseudonym(patient, options.key, study_uid if len(studies) > 1 else None)
+            plans.append(StudyPlan(pid, pet, _choose_flair(flairs, pet[0]), extra))
+    counts = Counter(plan.participant_id for plan in plans)
+    for plan in plans:
+        if counts[plan.participant_id] > 1 and plan.error is None:
+            plan.error = (
+                f"participant_id: {counts[plan.participant_id]} PET studies map to "
+                f"{plan.participant_id}; add StudyInstanceUID or StudyDate to --mapping"
+            )
+    return plans
+
+
+# --- PET -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PetImages:
+    """The SUV images of one study, ready to write."""
+
+    static: np.ndarray
+    affine: np.ndarray
+    static_sidecar: dict[str, Any]
+    dynamic: np.ndarray | None
+    dynamic_sidecar: dict[str, Any] | None
+    injection: Injection
+    route: str
+    static_window: str
+
+
+def _has_attenuation_correction(series: DicomSeries) -> bool:
+    corrected = series.header.get("CorrectedImage") or []
+    return "ATTN" in [str(v).upper() for v in corrected]
+
+
+def _same_injection(items: list[tuple[DicomSeries, Injection]]) -> Injection:
+    first_series, first = items[0]
+    for series, other in items[1:]:
+        for keyword, a, b in (
+            ("RadionuclideTotalDose", first.dose_bq, other.dose_bq),
+            ("PatientWeight", first.weight_kg, other.weight_kg),
+            ("RadiopharmaceuticalStartDateTime", first.time, other.time),
+        ):
+            if a != b:
+                raise series_error(
+                    series.label, keyword, f"{b} differs from {a} of {first_series.label}"
+                )
+    return first
+
+
+def _contains(outer: PetFrame, inner: PetFrame) -> bool:
+    outer_end = outer.start.timestamp() + outer.duration_s
+    return (
+        outer.start <= inner.start
+        and inner.start.timestamp() + inner.duration_s <= outer_end + 1e-6
+    )
+
+
+def _series_type(series: DicomSeries) -> str:
+    value = series.header.get("SeriesType") or []
+    return str(value[0]).upper() if len(value) else ""
+
+
+def _classify(
+    frames: dict[str, list[PetFrame]], series: dict[str, DicomSeries]
+) -> tuple[PetFrame | None, list[PetFrame]]:
+    """The static frame (or None) and the dynamic frames (possibly empty).
+
+    A series of several frames is the dynamic scan. One-frame series typed ``DYNAMIC``
+    (``SeriesType``) are frames of one; without such types, a one-frame series spanning two
+    others is the static scan and the remaining ones (two or more) are the dynamic frames.
+    """
+    multi = [uid for uid, f in frames.items() if len(f) > 1]
+    singles = [f[0] for f in frames.values() if len(f) == 1]
+    typed = [f for f in singles if _series_type(f.series) == "DYNAMIC"]
+    if len(multi) > 1:
+        names = ", ".join(series[uid].label for uid in multi)
+        raise series_error(
+            names,
+            "NumberOfTimeSlices",
+            "several dynamic PT series in one study; keep one in the export",
+        )
+    if multi:
+        dynamic, statics = frames[multi[0]], singles
+    elif len(typed) >= 2:
+        dynamic, statics = typed, [f for f in singles if all(f is not d for d in typed)]
+    else:
+        spans = [f for f in singles if sum(_contains(f, g) for g in singles if g is not f) >= 2]
+        rest = [f for f in singles if all(f is not s for s in spans)]
+        dynamic, statics = (rest, spans) if len(rest) >= 2 else ([], spans + rest)
+    if len(statics) > 1:
+        names = ", ".join(f.series.label for f in statics)
+        raise series_error(
+            names,
+            "SeriesInstanceUID",
+            "several static PT series in one study; keep one in the export",
+        )
+    return (statics[0] if statics else None), sorted(dynamic, key=lambda f: f.start)
+
+
+def _check_grid(volume: SuvVolume, reference: SuvVolume, label: str, reference_label: str) -> None:
+    if (
+        volume.data.shape != reference.data.shape
+        or np.abs(volume.affine - reference.affine).max() > AFFINE_TOL_MM
+    ):
+        raise series_error(
+            label,
+            "ImagePositionPatient",
+            f"voxel grid differs from that of {reference_label}; reconstruct both on one grid",
+        )
+
+
+def _sidecar(
+    injection: Injection,
+    starts: list[float],
+    durations: list[float],
+    series: DicomSeries,
+    route: str,
+) -> dict[str, Any]:
+    """PET-BIDS sidecar of images in SUVbw decay-corrected to the injection."""
+    header = series.header
+    framing = Framing(tuple(starts), tuple(durations))
+    nuclide = injection.radionuclide or ""
+    return {
+        "Modality": "PT",
+        "Manufacturer": str(header.get("Manufacturer", "")),
+        "ManufacturersModelName": str(header.get("ManufacturerModelName", "")),
+        "TracerName": injection.radiopharmaceutical or "FDOPA",
+        "TracerRadionuclide": "F18"
+        if "18" in nuclide or abs(injection.half_life_s - 6586.2) < 30
+        else nuclide,
+        "Units": "g/mL",
+        "SUVType": "body weight",
+        "InjectedRadioactivity": round(injection.dose_bq / 1e6, 6),
+        "InjectedRadioactivityUnits": "MBq",
+        "BodyWeight": injection.weight_kg,
+        "BodyWeightUnits": "kg",
+        "TimeZero": injection.time.strftime("%H:%M:%S.%f"),
+        "InjectionStart": 0,
+        "ScanStart": starts[0],
+        "RadionuclideHalfLife": injection.half_life_s,
+        "ImageDecayCorrected": True,
+        "ImageDecayCorrectionTime": 0,
+        "FrameTimesStart": starts,
+        "FrameDuration": durations,
+        "DecayCorrectionFactor": decay_correction_factors(framing, injection.half_life_s).tolist(),
+        "AttenuationCorrection": str(header.get("AttenuationCorrectionMethod", "")),
+        "ReconMethodName": str(header.get("ReconstructionMethod", "")),
+        "fdopa_import": {
+            "SeriesNumber": str(header.get("SeriesNumber", "")),
+            "SeriesDescription": series.description,
+            "DICOMUnits": str(header.get("Units", "")),
+            "DICOMDecayCorrection": str(header.get("DecayCorrection", "")),
+            "SUVFrom": route,
+        },
+    }
+
+
+def read_pet(plan: StudyPlan, window: tuple[float, float]) -> PetImages:
+    """Read, classify and convert a study's PT series to SUV images and sidecars.
+
+    Raises:
+        InputError: Naming the series and tag (see :mod:`fdopa.hospital.suv`).
+    """
+    usable = [s for s in plan.pet if _has_attenuation_correction(s)] or list(plan.pet)
+    pairs = [(s, read_injection(s)) for s in usable]
+    injection = _same_injection(pairs)
+    frames = {s.uid: split_frames(s, injection) for s in usable}
+    series = {s.uid: s for s in usable}
+    static_frame, dynamic_frames = _classify(frames, series)
+
+    def convert(frame: PetFrame) -> SuvVolume:
+        return frame_suv(frame, injection, min(f.start for f in frames[frame.series.uid]))
+
+    dynamic = [convert(f) for f in dynamic_frames]
+    for frame, volume in zip(dynamic_frames[1:], dynamic[1:], strict=True):
+        _check_grid(volume, dynamic[0], frame.series.label, dynamic_frames[0].series.label)
+    dynamic_sidecar = stack = None
+    if dynamic:
+        starts = [v.start_s for v in dynamic]
+        durations = [v.duration_s for v in dynamic]
+        try:
+            Framing(tuple(starts), tuple(durations))
+        except ValueError as err:
+            raise series_error(
+                dynamic_frames[0].series.label, "ActualFrameDuration", str(err)
+            ) from err
+        stack = np.stack([v.data for v in dynamic], axis=-1).astype(np.float32)
+        dynamic_sidecar = _sidecar(
+            injection, starts, durations, dynamic_frames[0].series, dynamic[0].route
+        )
+    if static_frame is not None:
+        static = convert(static_frame)
+        if dynamic:
+            _check_grid(
+                static, dynamic[0], static_frame.series.label, dynamic_frames[0].series.label
+            )
+        sidecar = _sidecar(
+            injection, [static.start_s], [static.duration_s], static_frame.series, static.route
+        )
+        data, affine, route = static.data.astype(np.float32), static.affine, static.route
+        described = f"{static.start_s:g}–{static.start_s + static.duration_s:g} s (series)"
+    else:
+        assert stack is not None
+        try:
+            data = window_mean(stack, np.asarray(starts), np.asarray(durations), window)
+        except ValueError as err:
+            raise series_error(
+                dynamic_frames[0].series.label,
+                "ActualFrameDuration",
+                f"no static series, and {err}; give --static-window on frame edges",
+            ) from err
+        sidecar = _sidecar(
+            injection,
+            [window[0]],
+            [window[1] - window[0]],
+            dynamic_frames[0].series,
+            dynamic[0].route,
+        )
+        affine, route = dynamic[0].affine, dynamic[0].route
+        described = f"{window[0]:g}–{window[1]:g} s (mean of dynamic frames)"
+    # Closest RAS+ voxel order: an exact axis permutation and flip, no interpolation.
+    ornt = nib.orientations.io_orientation(affine)
+    canonical = affine @ nib.orientations.inv_ornt_aff(ornt, data.shape[:3])
+    data = nib.orientations.apply_orientation(data, ornt)
+    if stack is not None:
+        stack = nib.orientations.apply_orientation(stack, ornt)
+    return PetImages(data, canonical, sidecar, stack, dynamic_sidecar, injection, route, described)
+
+
+# --- FLAIR ---------------------------------------------------------------------------------------
+
+
+def read_flair(series: DicomSeries) -> tuple[np.ndarray, np.ndarray]:
+    """The FLAIR volume and its RAS affine (classic single-frame or enhanced multi-frame)."""
+    if series.n_frames > 1:
+        if len(series.instances) != 1:
+            raise series_error(
+                series.label, "NumberOfFrames", "several multi-frame instances in one series"
+            )
+        return read_multiframe(series.instances[0], series.label)
+    data, affine, _ = read_volume(series.instances, series.label)
+    return data, affine
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+def _json(path: Path, payload: dict[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+
+
+def _age(header: Any) -> float | None:
+    raw = str(header.get("PatientAge", "") or "")
+    match = re.fullmatch(r"(\d{3})([DWMY])", raw)
+    if match:
+        return round(int(match[1]) / {"D": 365.25, "W": 52.18, "M": 12.0, "Y": 1.0}[match[2]], 2)
+    return None
+
+
+def write_subject(
+    staging: Path, plan: StudyPlan, options: ImportOptions
+) -> tuple[dict[str, Any], ImportOutcome]:
+    """Read, convert, register and write one participant under ``staging`` (a cohort root).
+
+    Returns:
+        ``(row, outcome)``: the ``participants.tsv`` row and the summary row.
+    """
+    begin = time.perf_counter()
+    pid = plan.participant_id
+    pet = read_pet(plan, options.static_window_s)
+    paths = SubjectPaths(staging, pid)
+    write_nifti(paths.static_pet, pet.static, pet.affine)
+    _json(paths.static_sidecar, pet.static_sidecar)
+    if pet.dynamic is not None and pet.dynamic_sidecar is not None:
+        write_nifti(paths.dynamic_pet, pet.dynamic, pet.affine, seconds=True)
+        _json(paths.dynamic_sidecar, pet.dynamic_sidecar)
+    flair_state = "none"
+    if plan.flair is not None:
+        volume, flair_affine = read_flair(plan.flair)
+        xfm = paths.flair_to_pet
+        xfm.parent.mkdir(parents=True, exist_ok=True)
+        if options.register:
+            result = register_rigid(pet.static, pet.affine, volume, flair_affine)
+            transform: sitk.Transform = result.transform
+            flair_state = "registered"
+            metric = {
+                "metric": "Mattes mutual information",
+                "value": result.metric,
+                "seconds": round(result.seconds, 2),
+            }
+        else:
+            transform, flair_state, metric = sitk.Euler3DTransform(), "resampled", {}
+        on_pet = resample(volume, flair_affine, transform, pet.static.shape, pet.affine)
+        write_nifti(paths.flair, on_pet, pet.affine)
+        sitk.WriteTransform(transform, str(xfm))
+        _json(
+            xfm.with_suffix(".json"),
+            {
+                "Description": "ITK transform (LPS): PET world points → FLAIR world points",
+                "Type": "rigid" if options.register else "identity",
+                "MatrixRAS": np.round(ras_matrix(transform), 8).tolist(),
+                "FLAIRSeries": plan.flair.description,
+                **metric,
+            },
+        )
+        edges_png(
+            xfm.with_name(f"{pid}_desc-flair2pet_qc.png"),
+            pet.static,
+            on_pet,
+            pet.affine,
+            f"{pid}: FLAIR edges over PET ({flair_state})",
+        )
+    header = plan.pet[0].header
+    row = {
+        "participant_id": pid,
+        "age": _age(header),
+        "sex": str(header.get("PatientSex", "") or "") or None,
+        "weight_kg": pet.injection.weight_kg,
+        "injected_mbq": round(pet.injection.dose_bq / 1e6, 3),
+        "dynamic": int(pet.dynamic is not None),
+        "flair": int(plan.flair is not None),
+        "manufacturer": str(header.get("Manufacturer", "") or "") or None,
+        **plan.extra,
+    }
+    n_dynamic = 0 if pet.dynamic is None else pet.dynamic.shape[3]
+    outcome = ImportOutcome(
+        pid, None, pet.static_window, n_dynamic, flair_state, pet.route, time.perf_counter() - begin
+    )
+    return row, outcome
+
+
+def _move_in(staged: Path, target: Path, overwrite: bool) -> None:
+    """Rename a complete staged folder into place (an existing one is moved aside first)."""
+    if not staged.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if target.exists():
+        if not overwrite:
+            raise FileExistsError(
+                f"{target}: already in the cohort (use --overwrite to replace it)"
+            )
+        old = target.with_name(f".{target.name}.old-{time.time_ns()}")
+        target.rename(old)
+    staged.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _import_one(
+    root: Path, plan: StudyPlan, options: ImportOptions
+) -> tuple[dict[str, Any] | None, ImportOutcome]:
+    """Import one participant into ``root``: all or nothing."""
+    if plan.error is not None:
+        return None, ImportOutcome(plan.participant_id, plan.error)
+    subject_dir = root / plan.participant_id
+    if subject_dir.exists() and not options.overwrite:
+        return None, ImportOutcome(
+            plan.participant_id,
+            f"{subject_dir}: already in the cohort (use --overwrite to replace it)",
+        )
+    staging = Path(tempfile.mkdtemp(prefix=f".{plan.participant_id}.tmp-", dir=root))
+    try:
+        row, outcome = write_subject(staging, plan, options)
+        registration = REGISTRATION_DIR + "/" + plan.participant_id
+        _move_in(staging / registration, root / registration, True)
+        _move_in(staging / plan.participant_id, subject_dir, options.overwrite)
+    except Exception as err:  # one subject's failure is reported and the others carry on
+        message = (
+            " ".join(str(err).split())
+            if isinstance(err, ValueError | OSError)
+            else f"{type(err).__name__}: {err}"
+        )
+        log.debug("%s: %s", plan.participant_id, message)
+        return None, ImportOutcome(plan.participant_id, message)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return row, outcome
+
+
+def _write_participants(root: Path, rows: list[dict[str, Any]]) -> None:
+    table = pd.DataFrame(rows)
+    path = root / "participants.tsv"
+    if path.is_file():
+        old = pd.read_csv(path, sep="\t", dtype={"participant_id": str})
+        old = old[~old["participant_id"].isin(table["participant_id"])]
+        table = pd.concat([old, table], ignore_index=True)
+    table = table.sort_values("participant_id").reset_index(drop=True)
+    write_text_atomic(path, table.to_csv(sep="\t", index=False, na_rep="n/a"))
+
+
+def _description() -> dict[str, Any]:
+    return {
+        "Name": "fdopa cohort imported from DICOM",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "raw",
+        "GeneratedBy": [{"Name": "fdopa", "Version": __version__, "Description": "fdopa import"}],
+    }
+
+
+class _NothingImported(Exception):
+    """Every participant failed: the new cohort is not created."""
+
+
+def iter_import(
+    root: Path, plans: list[StudyPlan], options: ImportOptions
+) -> Iterator[tuple[dict[str, Any] | None, ImportOutcome]]:
+    """Import the planned participants into ``root`` one by one."""
+    for plan in plans:
+        yield _import_one(root, plan, options)
+
+
+def import_dicom(
+    dicom_dir: str | Path,
+    out: str | Path,
+    options: ImportOptions | None = None,
+    *,
+    on_plan: Callable[[int], None] | None = None,
+    on_subject: Callable[[ImportOutcome], None] | None = None,
+) -> list[ImportOutcome]:
+    """Import a DICOM export into a new or an existing cohort.
+
+    Args:
+        dicom_dir: The export (any nesting, mixed series, non-DICOM files skipped).
+        out: Cohort root: absent or empty (a new cohort), or an fdopa cohort (subjects added).
+        options: :class:`ImportOptions`.
+        on_plan: Called with the number of participants found (e.g. to size a progress bar).
+        on_subject: Called after each participant with its outcome.
+
+    Returns:
+        One :class:`ImportOutcome` per participant found (imported or failed).
+
+    Raises:
+        FileNotFoundError: If ``dicom_dir`` is missing.
+        FileExistsError: If ``out`` is a non-empty folder that is not an fdopa cohort.
+        ValueError: On an invalid mapping file, or when the export holds no PET series.
+    """
+    options = options or ImportOptions()
+    series, skipped = scan_folder(dicom_dir)
+    log.info("%s: %d series (%d files skipped)", dicom_dir, len(series), skipped)
+    plans = plan_studies(series, options)
+    if not plans:
+        raise ValueError(
+            f"{dicom_dir}: no PET (Modality PT) series found among {len(series)} series"
+        )
+    if on_plan is not None:
+        on_plan(len(plans))
+    outcomes: list[ImportOutcome] = []
+
+    def run(root: Path) -> list[dict[str, Any]]:
+        rows = []
+        for row, outcome in iter_import(root, plans, options):
+            outcomes.append(outcome)
+            if row is not None:
+                rows.append(row)
+            if on_subject is not None:
+                on_subject(outcome)
+        if rows:
+            _write_participants(root, rows)
+        return rows
+
+    target = Path(out)
+    if target.is_dir() and is_artefact(target, "cohort"):
+        run(target.resolve())
+        return outcomes
+    try:
+        with staged_dir(target, kind="cohort") as staging:
+            if not run(staging):
+                raise _NothingImported
+            _json(staging / "dataset_description.json", _description())
+    except _NothingImported:
+        pass
+    return outcomes
