@@ -75,8 +75,7 @@ def _add_indices(commands: argparse._SubParsersAction) -> None:
         help="FDOPA PET indices of one scan or of a whole cohort",
         description="Compute the FDOPA PET indices (T/S, TBRmax, TBRmean, MTV, TACs, "
         "TTP, slopes, DSR, Patlak Ki_ref) of one scan (--pet) or of a cohort (--cohort).",
-        epilog="Exit status: 0 on success, 2 for bad arguments or input (one line naming the "
-        "file and field), 1 when some cohort subjects failed (their rows carry an error).",
+        epilog=EXIT_HELP,
     )
     scan = parser.add_argument_group("one scan")
     scan.add_argument("--pet", type=Path, help="3D static PET (NIfTI)")

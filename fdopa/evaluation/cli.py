@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fdopa.errors import EXIT_HELP
 from fdopa.evaluation.names import DEFAULT_INDICES
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def add_report(commands: argparse._SubParsersAction) -> None:
         "labels it adds the seed study's comparisons: automatic vs semi-automatic, automatic "
         "vs manual, manual vs semi-automatic.",
         epilog="Forms: --run RUN_DIR | --indices auto.csv --against other.csv | --cohort ROOT "
-        "[--auto-labels DIR]. Exit status 0, or 2 with one line for bad input.",
+        f"[--auto-labels DIR]. {EXIT_HELP}",
     )
     source = parser.add_argument_group("sources (one of --run, --indices, --cohort)")
     source.add_argument("--run", type=Path, help="training run directory (callbacks=clinical)")

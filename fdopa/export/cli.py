@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fdopa.errors import EXIT_HELP
+
 if TYPE_CHECKING:
     from fdopa.export.predictor import Predictor
     from fdopa.kinetics import Preset
@@ -60,9 +62,7 @@ def add_predict(commands: argparse._SubParsersAction) -> None:
         description="Segment one static FDOPA PET (--pet) or every subject of a cohort "
         "(--cohort) with an exported bundle; write <stem>_dseg.nii.gz, <stem>_indices.json, "
         "<stem>_qc.png (and <stem>_probseg.nii.gz) in --out, plus indices.csv for a cohort.",
-        epilog="Exit status: 0 on success, 2 for bad arguments or input (tampered bundle, units "
-        "or modality contradicting the bundle, wrong dimensionality, missing sidecar fields), "
-        "1 when some cohort subjects failed (their rows carry an error).",
+        epilog=EXIT_HELP,
     )
     parser.add_argument("--bundle", type=Path, required=True, help="bundle directory")
     scan = parser.add_argument_group("one scan")

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fdopa.errors import EXIT_HELP
+
 __all__ = ["add_import", "add_labels"]
 
 
@@ -36,8 +38,7 @@ def add_import(commands: argparse._SubParsersAction) -> None:
         "(rigid, mutual information) and write them in the fdopa cohort layout: a new cohort, or "
         "subjects added to an existing one. Participant ids come from --mapping or are keyed "
         "pseudonyms of the PatientID; no patient name or id is written.",
-        epilog="Exit status: 0 all imported; 1 some participants failed (see the summary; "
-        "nothing written for them); 2 bad arguments or input.",
+        epilog=EXIT_HELP,
     )
     parser.add_argument("dicom_dir", type=Path, metavar="DICOM_DIR", help="the DICOM export")
     parser.add_argument(
@@ -160,8 +161,7 @@ def add_labels(commands: argparse._SubParsersAction) -> None:
         "MNI template and atlas registered to the subject (affine + B-spline, via the FLAIR when "
         "there is one, else the PET), the tumour from the physician's mask (NIfTI, DICOM SEG or "
         "RTSTRUCT), which wins over striatum and brain. Writes a QC picture beside each map.",
-        epilog="Exit status: 0 success; 1 some cohort subjects failed (see the summary); 2 bad "
-        "arguments or input.",
+        epilog=EXIT_HELP,
     )
     scan = parser.add_argument_group("one scan")
     scan.add_argument("--pet", type=Path, help="3-D static PET (NIfTI)")
