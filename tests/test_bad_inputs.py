@@ -6,8 +6,8 @@ status and the words the message must hold. For every case the runner checks tha
 
 * the exit status is the expected one and stderr holds exactly one ``error:`` line with the
   words (no traceback, never advice to load a checkpoint unsafely);
-* nothing was written and no input changed: the scratch folder, the fixture cohort and the
-  bundle hold the same files with the same sha256 before and after;
+* nothing was written and no input changed: the scratch folder, the fixture cohort, the
+  bundle and its tampered copy hold the same files with the same sha256 before and after;
 * ``predict`` built no network: outputs and inputs are checked against the bundle first.
 
 The defects whose check is not a command line (Ctrl-C, a cohort with a failing subject, the
@@ -223,10 +223,23 @@ def bundle(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def tampered(tmp_path_factory, bundle) -> Path:
+    """A copy of :func:`bundle` whose ``config.json`` no longer matches its checksum; read-only.
+
+    Made once per module: a copy per case would write (and hash) the whole bundle again.
+    """
+    out = tmp_path_factory.mktemp("bad_inputs") / "tampered"
+    shutil.copytree(bundle, out)
+    config = out / "config.json"
+    config.write_text(config.read_text().replace('"overlap_mode"', '"overlap_mode" ', 1))
+    return out
+
+
 @pytest.fixture
-def world(tmp_path, paediatric_cohort, bundle) -> SimpleNamespace:
+def world(tmp_path, paediatric_cohort, bundle, tampered) -> SimpleNamespace:
     """The scratch folder: valid and broken inputs, a folder of someone else's files, ..."""
-    w = SimpleNamespace(tmp=tmp_path, cohort=paediatric_cohort, bundle=bundle)
+    w = SimpleNamespace(tmp=tmp_path, cohort=paediatric_cohort, bundle=bundle, tampered=tampered)
     ins = tmp_path / "inputs"
     ins.mkdir()
     source = SubjectPaths(paediatric_cohort, "sub-pd001")
@@ -271,11 +284,6 @@ def world(tmp_path, paediatric_cohort, bundle) -> SimpleNamespace:
     w.indices_a, w.indices_b = ins / "a.csv", ins / "b.csv"
     table.to_csv(w.indices_a, index=False)
     table.to_csv(w.indices_b, index=False)
-    # A tampered copy of the bundle.
-    w.tampered = tmp_path / "tampered"
-    shutil.copytree(bundle, w.tampered)
-    config = w.tampered / "config.json"
-    config.write_text(config.read_text().replace('"overlap_mode"', '"overlap_mode" ', 1))
     # Places to write to: someone's folder, a BIDS dataset made elsewhere, a file, ...
     w.work = tmp_path / "work"
     w.work.mkdir()
@@ -320,7 +328,8 @@ def test_bad_input(case, world, no_network, monkeypatch, capsys):
     monkeypatch.setenv("HOME", str(world.home))
     monkeypatch.chdir(world.work if case.cwd == "work" else world.empty)
     argv = case.argv(world)
-    before = _tree(world.tmp, world.cohort, world.bundle)
+    roots = (world.tmp, world.cohort, world.bundle, world.tampered)
+    before = _tree(*roots)
     status = main(argv)
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if ": error: " in line]
@@ -329,7 +338,7 @@ def test_bad_input(case, world, no_network, monkeypatch, capsys):
     for word in case.words:
         assert word in errors[0], (word, errors[0])
     assert "weights_only" not in err
-    assert _tree(world.tmp, world.cohort, world.bundle) == before  # nothing written or changed
+    assert _tree(*roots) == before  # nothing written or changed
 
 
 def test_every_defect_has_a_case():
