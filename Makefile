@@ -6,10 +6,10 @@ BIN := $(VENV)/bin
 
 .PHONY: install demo test lint clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "fdopa needs Python >= 3.11"'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[all,dev]'
 	touch $@
 
 install: $(VENV)/.installed

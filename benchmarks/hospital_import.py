@@ -36,12 +36,13 @@ import SimpleITK as sitk
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "hospital"))
 from dicom_writer import FAMILIES, Patient, rigid, upsample_in_plane, write_mr, write_pet
 
-from fdopa.data.layout import SubjectPaths
 from fdopa.data.synthetic import SynthConfig, generate_cohort
 from fdopa.hospital.importer import ImportOptions, import_dicom, pseudonym
 from fdopa.hospital.labels import derive_labels
 from fdopa.hospital.masks import read_tumour_mask
 from fdopa.kinetics import compute_indices
+from fdopa.labels import BRAIN, STRIATUM, TUMOUR
+from fdopa.layout import SubjectPaths
 
 KEY = "benchmark"
 RATIOS = ("tsr", "tbr_max", "tbr_mean")
@@ -155,7 +156,7 @@ def _labels(cohort: Path, root: Path, pid: str, info: dict, tmp: Path) -> dict:
     image = nib.load(new.static_pet)
     pet, affine = image.get_fdata(), image.affine
     mask_path = tmp / f"{pid}_tumour.nii.gz"
-    nib.save(nib.Nifti1Image((truth == 3).astype(np.uint8), source_affine), mask_path)
+    nib.save(nib.Nifti1Image((truth == TUMOUR).astype(np.uint8), source_affine), mask_path)
     tumour = read_tumour_mask(mask_path, pet.shape, affine)
     flair = nib.load(new.flair).get_fdata()
     begin = time.perf_counter()
@@ -165,8 +166,8 @@ def _labels(cohort: Path, root: Path, pid: str, info: dict, tmp: Path) -> dict:
     if info["upsampled"]:
         reference, _ = upsample_in_plane(truth, source_affine)
     row = {
-        "dice_striatum": _dice(result.labels == 2, reference == 2),
-        "dice_brain": _dice(result.labels == 1, reference == 1),
+        "dice_striatum": _dice(result.labels == STRIATUM, reference == STRIATUM),
+        "dice_brain": _dice(result.labels == BRAIN, reference == BRAIN),
         "labels_s": seconds,
     }
     a = compute_indices(pet, reference, affine, "guideline")

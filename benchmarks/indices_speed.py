@@ -27,11 +27,11 @@ from unittest import mock
 
 import numpy as np
 
-from fdopa.data.layout import SubjectPaths
 from fdopa.data.synthetic import SynthConfig
 from fdopa.data.synthetic.cohort import write_subject
 from fdopa.data.synthetic.subject import build_subject
 from fdopa.kinetics import compute_indices, indices_from_files, load_inputs, reference_indices
+from fdopa.layout import SubjectPaths
 
 
 def loop_region_tac(dynamic: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

@@ -1,33 +1,40 @@
-"""Speed and peak memory of ``Predictor.predict`` on a 2 mm volume, against MONAI's sliding window.
+"""Start-up, sliding-window and whole-prediction speed and peak memory, against MONAI.
 
-Usage: python benchmarks/predict_speed.py [--repeat 3] [--threads 2] [--patch 64] [--seed 0]
+Usage: python benchmarks/predict_speed.py [--repeat 3] [--threads 1] [--patch 64] [--seed 0]
 
-Generates one static synthetic subject on the 2 mm ``standard`` grid (88×104×88), writes it as
-NIfTI with its sidecar, and exports a bundle of the default network (``conf/model/unet.yaml``:
-resnet18 encoder, decoder 64-32-16-16-8; random weights: speed does not depend on them) with a
-``--patch``³ sliding window, overlap 0.5, 4 patches per forward pass. Each case runs in a fresh
-process with ``--threads`` torch threads:
+Run it as the figures are meant: on this machine, one core and one thread per process,
+``taskset -c 0 python benchmarks/predict_speed.py --threads 1`` (two cores: ``--threads 2``).
 
-* ``predict``: :meth:`fdopa.export.Predictor.predict` from the file (reading and checking the
-  input, model-grid mapping, preprocessing, sliding windows with Hann blending, labels back on
-  the native grid, every PET index);
-* ``predict_tta``: the same with the left-right flip test-time augmentation;
-* ``fdopa_window``: the sliding-window step alone, :func:`fdopa.models.inference.predict_volume`
-  (TorchIO GridSampler/GridAggregator, Hann), on the preprocessed volume;
-* ``monai_window``: ``monai.inferers.sliding_window_inference`` (Gaussian blending) on the same
-  network, volume, patch size, overlap and batch size.
+Two 2 mm inputs of one static synthetic subject: the *brain box* (the ``standard`` grid,
+88×104×88) and a *scanner-sized* image (256×256×110 at 2 mm) holding the same brain box, low
+positive noise everywhere else and a hot structure away from the head. The bundle holds the
+default network (``conf/model/unet.yaml``: resnet18 encoder, decoder 64-32-16-16-8; random
+weights: speed does not depend on them) with a ``--patch``³ window, overlap 0.5, batch 4.
+Every case runs in a fresh process:
 
-Seconds are the median of ``--repeat`` calls after a warm-up forward pass. Peak memory is the
-rise of the process's peak resident set (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) over its
-value after set-up and warm-up: tracemalloc would miss torch's native allocations. The ratio
-``fdopa_window / monai_window`` compares the two sliding-window implementations (target ≤ 1.0);
-``predict / monai_window`` adds everything around it.
+* ``startup_eager`` / ``startup_torchscript``: importing the predictor, reading and verifying
+  the bundle and loading the network (eager: state dict assigned to a module built on the meta
+  device; TorchScript: ``model.ts``) up to the first forward pass; ``startup_initialised``: the
+  former eager way (network randomly initialised, then the weights loaded);
+* ``first_result``: a fresh process's start-up plus its first whole prediction of the scanner
+  image (file in → label map, indices, QC picture out): the time a user waits;
+* ``predict_box`` / ``predict_scanner`` (``predict_box_torchscript``: with ``model.ts``): whole
+  predictions (head located, crop, sliding window, labels back, indices, QC picture), median
+  of ``--repeat`` after a warm-up forward pass;
+* ``window_box`` / ``window_scanner`` and ``monai_box`` / ``monai_scanner``: the sliding window
+  alone on the whole preprocessed image (no crop): :func:`fdopa.models.inference.predict_volume`
+  and ``monai.inferers.sliding_window_inference``, both with Gaussian blending.
+
+Peak memory is the process's peak resident set (``resource.getrusage(RUSAGE_SELF).ru_maxrss``,
+torch's native allocations included). The crop's effect: labels and indices of the scanner
+image inside the brain box against those of the brain box.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import resource
 import statistics
 import tempfile
@@ -37,7 +44,14 @@ from typing import Any
 
 import numpy as np
 
-CASES = ("predict", "predict_tta", "fdopa_window", "monai_window")
+CASES = (
+    "startup_initialised", "startup_eager", "startup_torchscript", "first_result",
+    "predict_box", "predict_box_torchscript", "predict_scanner",
+    "window_box", "monai_box", "window_scanner", "monai_scanner",
+)  # fmt: skip
+SCANNER_SHAPE = (256, 256, 110)
+OFFSET = (84, 76, 11)
+"""Voxel of the scanner image where the brain box starts."""
 
 
 def default_network() -> dict[str, Any]:
@@ -51,21 +65,37 @@ def default_network() -> dict[str, Any]:
     return net
 
 
-def make_inputs(folder: Path, patch: int, seed: int) -> tuple[Path, Path]:
-    """Write the 2 mm subject and the bundle; return the static PET path and the bundle."""
+def make_inputs(folder: Path, patch: int, seed: int) -> tuple[Path, Path, Path]:
+    """Write the brain box, the scanner-sized image and the bundle; return their paths."""
+    import json
+
+    import nibabel as nib
     import torch
 
-    from fdopa.data.layout import SubjectPaths
     from fdopa.data.synthetic import SynthConfig
     from fdopa.data.synthetic.cohort import write_subject
     from fdopa.data.synthetic.subject import build_subject
     from fdopa.export.bundle import write_bundle
     from fdopa.export.config import BundleConfig
     from fdopa.export.metadata import build_metadata
+    from fdopa.layout import SubjectPaths
 
     config = SynthConfig(grid="standard", n=1, seed=seed, dynamic_fraction=0.0)
     subject = build_subject(config, "sub-bench", np.random.SeedSequence([seed, 1]), dynamic=False)
     write_subject(folder, subject, config)
+    box = SubjectPaths(folder, "sub-bench").static_pet
+    image = nib.load(box)
+    rng = np.random.default_rng(seed)
+    scanner = (0.05 * rng.random(SCANNER_SHAPE)).astype(np.float32)
+    inner = tuple(slice(o, o + n) for o, n in zip(OFFSET, image.shape, strict=True))
+    scanner[inner] = image.get_fdata(dtype=np.float32)
+    scanner[20:40, 20:40, 5:25] += 3.0  # a hot structure outside the head
+    affine = image.affine.copy()
+    affine[:3, 3] -= affine[:3, :3] @ np.asarray(OFFSET, float)
+    scanner_path = folder / "sub-scanner_pet.nii.gz"
+    nib.save(nib.Nifti1Image(scanner, affine), scanner_path)
+    sidecar = json.loads(box.with_name(box.name.replace(".nii.gz", ".json")).read_text())
+    (folder / "sub-scanner_pet.json").write_text(json.dumps(sidecar))
     bundle_config = BundleConfig(
         builder="fdopa.models.network.build_unet", network=default_network(), channels=("pet",),
         spacing_mm=(2.0, 2.0, 2.0), patch_size=(patch,) * 3, training_grid_shape=(88, 104, 88),
@@ -75,82 +105,128 @@ def make_inputs(folder: Path, patch: int, seed: int) -> tuple[Path, Path]:
         bundle_config, training={"tumour_ml_range": [1.0, 80.0]}, validation={}
     )
     write_bundle(folder / "bundle", bundle_config.build_network(), bundle_config, metadata)
-    return SubjectPaths(folder, "sub-bench").static_pet, folder / "bundle"
+    return box, scanner_path, folder / "bundle"
 
 
-def run_case(case: str, pet: Path, bundle: Path, repeat: int, threads: int) -> dict[str, Any]:
-    """One case in this (fresh) process: median seconds, peak RSS rise, labels."""
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_case(case: str, paths: tuple[Path, Path, Path], repeat: int, threads: int) -> dict:
+    """One case in this (fresh) process: seconds, peak RSS, and the prediction when made."""
+    start = time.perf_counter()
     import torch
+
+    torch.set_num_threads(threads)
+    from fdopa.export.predictor import Predictor
+    from fdopa.export.qc import qc_figure
+
+    box, scanner, bundle = paths
+    engine = "torchscript" if case.endswith("torchscript") else "eager"
+    predictor = Predictor.from_bundle(bundle, engine=engine)
+    if case == "startup_initialised":  # the former way: random initialisation, then the weights
+        net = predictor.config.build_network()
+        net.load_state_dict(torch.load(bundle / "model.pt", weights_only=True))
+        predictor.net = net.eval()
+    config, net = predictor.config, predictor.net
+    folder = bundle.parent
+
+    def whole(pet: Path) -> Any:
+        prediction = predictor.predict(pet)
+        qc_figure(prediction, folder / f"{case}_qc.png")
+        return prediction
+
+    if case.startswith("startup"):
+        return {"seconds": time.perf_counter() - start, "all_seconds": [], "peak_mib": _peak_mib()}
+    if case == "first_result":
+        whole(scanner)
+        seconds = time.perf_counter() - start
+        return {"seconds": seconds, "all_seconds": [], "peak_mib": _peak_mib()}
     from monai.inferers import sliding_window_inference
 
     from fdopa.export.inputs import load_scan
-    from fdopa.export.predictor import Predictor
+    from fdopa.models.inference import predict_volume
 
-    torch.set_num_threads(threads)
-    predictor = Predictor.from_bundle(bundle, tta=case == "predict_tta")
-    config, net = predictor.config, predictor.net
+    pet = box if "_box" in case else scanner
     image, _ = predictor.model_input(load_scan(pet, predictor.input_spec))
 
-    def monai() -> torch.Tensor:
-        with torch.no_grad():
+    def window() -> Any:
+        return predict_volume(
+            net, image, config.patch_size, config.overlap, config.batch_size, "gaussian"
+        )
+
+    def monai() -> Any:
+        with torch.inference_mode():
             return sliding_window_inference(
                 image[None], config.patch_size, config.batch_size, net,
                 overlap=config.overlap, mode="gaussian",
             )[0]  # fmt: skip
 
-    calls = {
-        "predict": lambda: predictor.predict(pet).labels,
-        "predict_tta": lambda: predictor.predict(pet).labels,
-        "fdopa_window": lambda: predictor.logits(image).argmax(0).numpy(),
-        "monai_window": lambda: monai().argmax(0).numpy(),
-    }
-    with torch.no_grad():
+    call = {"predict": lambda: whole(pet), "window": window, "monai": monai}[case.split("_")[0]]
+    with torch.inference_mode():
         net(torch.zeros(1, len(config.channels), *config.patch_size))  # warm-up
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    seconds, labels = [], None
+    seconds, result = [], None
     for _ in range(repeat):
-        start = time.perf_counter()
-        labels = calls[case]()
-        seconds.append(time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {
-        "seconds": statistics.median(seconds),
-        "all_seconds": seconds,
-        "peak_rise_mib": (peak - before) / 1024,
-        "peak_mib": peak / 1024,
-        "labels": labels,
-    }
+        begin = time.perf_counter()
+        result = call()
+        seconds.append(time.perf_counter() - begin)
+    out = {"seconds": statistics.median(seconds), "all_seconds": seconds, "peak_mib": _peak_mib()}
+    if case.startswith("predict"):
+        out["labels"], out["indices"] = result.labels, result.indices.to_dict()
+        out["crop"] = result.crop.to_dict()
+    else:
+        out["labels"] = result.argmax(0).numpy()
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--patch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     # Every step runs in a fresh process spawned by this small one: a child inherits the
     # parent's peak RSS through fork + exec, so the parent never holds large arrays.
     context = multiprocessing.get_context("spawn")
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         with context.Pool(1) as pool:
-            pet, bundle = pool.apply(make_inputs, (Path(tmp), args.patch, args.seed))
-        results = {}
+            paths = pool.apply(make_inputs, (Path(tmp), args.patch, args.seed))
         for case in CASES:
+            repeat = 1 if case.endswith("scanner") and case != "predict_scanner" else args.repeat
             with context.Pool(1) as pool:
-                results[case] = pool.apply(run_case, (case, pet, bundle, args.repeat, args.threads))
-    monai = results["monai_window"]["seconds"]
-    print(f"2 mm volume 88x104x88, patch {args.patch}^3, overlap 0.5, batch 4, "
-          f"{args.threads} threads, median of {args.repeat}")  # fmt: skip
-    print(f"{'case':<14}{'seconds':>9}{'/ monai':>9}{'peak RSS rise MiB':>19}{'peak MiB':>10}")
+                results[case] = pool.apply(run_case, (case, paths, repeat, args.threads))
+            print(f"{case}: {results[case]['seconds']:.2f} s", flush=True)
+    cores = len(os.sched_getaffinity(0))
+    print(f"\n2 mm brain box 88x104x88 and scanner image {'x'.join(map(str, SCANNER_SHAPE))}, "
+          f"patch {args.patch}^3, overlap 0.5, batch 4, {args.threads} torch thread(s) on "
+          f"{cores} core(s), median of {args.repeat} (1 call for the scanner windows)")  # fmt: skip
+    print(f"{'case':<20}{'seconds':>9}{'peak RSS MiB':>14}   calls")
     for case, result in results.items():
-        print(f"{case:<14}{result['seconds']:>9.2f}{result['seconds'] / monai:>9.2f}"
-              f"{result['peak_rise_mib']:>19.0f}{result['peak_mib']:>10.0f}   "
-              f"(calls: {', '.join(f'{s:.2f}' for s in result['all_seconds'])} s)")  # fmt: skip
-    agreement = np.mean(results["fdopa_window"]["labels"] == results["monai_window"]["labels"])
-    print(f"label agreement fdopa (Hann) vs MONAI (Gaussian) windows: {agreement:.4f}")
-    ratio = results["fdopa_window"]["seconds"] / monai
-    print(f"ratio fdopa_window / monai_window = {ratio:.2f} (target <= 1.0)")
+        calls = ", ".join(f"{s:.2f}" for s in result["all_seconds"])
+        print(f"{case:<20}{result['seconds']:>9.2f}{result['peak_mib']:>14.0f}   {calls}")
+    for where in ("box", "scanner"):
+        ours, theirs = results[f"window_{where}"], results[f"monai_{where}"]
+        agreement = np.mean(ours["labels"] == theirs["labels"])
+        print(f"sliding window {where}: fdopa / MONAI = {ours['seconds'] / theirs['seconds']:.2f}"
+              f" (target <= 1.0), label agreement {agreement:.4f}")  # fmt: skip
+    box, scanner = results["predict_box"], results["predict_scanner"]
+    ratio = scanner["seconds"] / box["seconds"]
+    print(
+        f"whole prediction scanner / brain box = {ratio:.2f} (target <= 2); first result "
+        f"incl. start-up {results['first_result']['seconds']:.1f} s (target <= 30 s)"
+    )
+    print(f"crop scanner image: {scanner['crop']}")
+    inner = tuple(slice(o, o + n) for o, n in zip(OFFSET, box["labels"].shape, strict=True))
+    same = np.mean(scanner["labels"][inner] == box["labels"])
+    outside = int(scanner["labels"].sum() - scanner["labels"][inner].sum())
+    print(
+        f"crop effect: label agreement in the brain box {same:.4f}, labelled voxels outside "
+        f"it {outside}"
+    )
+    for key in ("tumour_ml", "tsr", "tbr_max", "tumour_suvmax"):
+        print(f"  {key}: brain box {box['indices'][key]}, scanner {scanner['indices'][key]}")
 
 
 if __name__ == "__main__":

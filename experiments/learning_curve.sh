@@ -5,17 +5,23 @@
 #   experiments/learning_curve.sh [SIZES...]          # default: 5 10 all
 # "5" trains on the first 6 paediatric children by id in 6 folds (5 train, 1 validation), "10"
 # on the first 12 (10 train, 2 validation), "all" on the default 24 in 5 folds (19 + 5); the
-# validation children only choose the checkpoint. Runs land in runs/levers/lc_<experiment>_<size>.
+# validation children only choose the checkpoint. FOLDS (default "0 1 2 3 4") picks the folds, so
+# each size is trained five times on different children. Runs land in
+# runs/levers/lc_<experiment>_<size>_f<fold>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(5 10 all)
-for size in "${sizes[@]}"; do
-  for experiment in finetune scratch; do
-    case $size in
-      all) args=() ;;
-      *) args=("data.max_subjects=$(( size + size / 5 ))" "data.n_folds=6") ;;
-    esac
-    experiments/recipe_lever.sh "lc_${experiment}_${size}" "$experiment" "${args[@]}"
+read -r -a folds <<< "${FOLDS:-0 1 2 3 4}"
+for fold in "${folds[@]}"; do
+  for size in "${sizes[@]}"; do
+    for experiment in finetune scratch; do
+      case $size in
+        all) args=("data.fold=$fold") ;;
+        *) args=("data.max_subjects=$(( size + size / 5 ))" "data.n_folds=6" "data.fold=$fold") ;;
+      esac
+      [ -f "runs/levers/lc_${experiment}_${size}_f${fold}/validity/summary.json" ] && continue
+      experiments/recipe_lever.sh "lc_${experiment}_${size}_f${fold}" "$experiment" "${args[@]}"
+    done
   done
 done

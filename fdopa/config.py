@@ -1,7 +1,7 @@
 """Compose the project's Hydra configs outside ``@hydra.main`` (tests, benchmarks, notebooks).
 
-The configs live in ``conf/`` at the repository root, beside the package, as in a clone or an
-editable install.
+The configs ship inside the package as ``fdopa/conf`` (in a clone, a link to the repository's
+``conf/``), so an installed package composes them too.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from fdopa.errors import BadInput
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = (Path(__file__).parent / "conf").resolve()
+"""The Hydra configs (``conf/`` of a clone, ``fdopa/conf`` of an installed package)."""
 
 
 def compose_train(
@@ -98,7 +99,7 @@ def _sizes(value: Any) -> str | None:
 
 
 def _channels(value: Any) -> str | None:
-    from fdopa.data.layout import CHANNELS
+    from fdopa.layout import CHANNELS
 
     names = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else None
     ok = bool(names) and len(set(map(str, names))) == len(names) and set(names) <= set(CHANNELS)

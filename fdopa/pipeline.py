@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fdopa.config import validate_train_config
+from fdopa.layout import RUN_CONFIG
 from fdopa.outputs import copy_file_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     resolved = OmegaConf.to_container(cfg, resolve=True)
     for logger in loggers:
         logger.log_hyperparams(resolved)
-    write_text_atomic(output_dir / "config_resolved.yaml", OmegaConf.to_yaml(resolved))
+    write_text_atomic(output_dir / RUN_CONFIG, OmegaConf.to_yaml(resolved))
     return datamodule, model, trainer
 
 

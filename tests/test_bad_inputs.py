@@ -36,7 +36,7 @@ import pytest
 import torch
 
 from fdopa.cli import main
-from fdopa.data.layout import SubjectPaths
+from fdopa.layout import SubjectPaths
 
 REPO = Path(__file__).resolve().parents[1]
 READ_ONLY = Path("/sys")  # not writable, even by root
@@ -185,13 +185,24 @@ CASES: list[Case] = [
 # fmt: on
 
 
-def _tree(*roots: Path) -> dict[str, str]:
-    """Every file and folder under ``roots`` → sha256 (``dir`` for a folder)."""
+BIG = 1 << 20  # bytes
+
+
+def _tree(*roots: Path, full: bool = False) -> dict[str, str]:
+    """Every file and folder under ``roots`` → sha256 (``dir`` for a folder).
+
+    Files of ``BIG`` bytes or more (the bundles' weights) are keyed by size and modification
+    time unless ``full``: a writer cannot change them without changing both, and hashing them
+    for every case cost a second each. The module fixtures hash them in full once more at the
+    end (:func:`bundles_unchanged`).
+    """
     entries = {}
     for root in roots:
         for path in [root, *root.rglob("*")]:
             if path.is_dir():
                 entries[str(path)] = "dir"
+            elif not full and (stat := path.stat()).st_size >= BIG:
+                entries[str(path)] = f"{stat.st_size}:{stat.st_mtime_ns}"
             else:
                 entries[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return entries
@@ -236,8 +247,16 @@ def tampered(tmp_path_factory, bundle) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def bundles_unchanged(bundle, tampered):
+    """Hash both bundles in full before the first case and after the last."""
+    before = _tree(bundle, tampered, full=True)
+    yield
+    assert _tree(bundle, tampered, full=True) == before
+
+
 @pytest.fixture
-def world(tmp_path, paediatric_cohort, bundle, tampered) -> SimpleNamespace:
+def world(tmp_path, paediatric_cohort, bundle, tampered, bundles_unchanged) -> SimpleNamespace:
     """The scratch folder: valid and broken inputs, a folder of someone else's files, ..."""
     w = SimpleNamespace(tmp=tmp_path, cohort=paediatric_cohort, bundle=bundle, tampered=tampered)
     ins = tmp_path / "inputs"

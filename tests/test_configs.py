@@ -9,6 +9,8 @@ from helpers import CONF_DIR, compose_train
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from fdopa.labels import LABEL_NAMES, NUM_LABELS
+
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 GROUPS = ("data", "model", "loss", "augment", "finetune", "trainer", "logger", "callbacks", "debug")
 
@@ -54,11 +56,69 @@ def test_experiments_are_deltas(tmp_path):
     )
     assert scratch.finetune.get("pretrained") is None
     assert finetune.finetune.schedule != "none"
-    # The control differs from fine-tuning only in the transfer-learning choices.
-    drop = ("finetune", "task_name", "tags", "publish_checkpoint")
+    # The control is fine-tuning with the transfer-learning choices undone, by construction:
+    # scratch.yaml starts from finetune.yaml and changes only the finetune group and the names.
+    scratch_yaml = _yaml("experiment/scratch.yaml")
+    assert scratch_yaml.pop("defaults") == ["finetune", {"override /finetune": "none"}]
+    assert set(scratch_yaml) == {"task_name", "tags"}
+    drop = ("finetune", "task_name", "tags")
     same = {k: v for k, v in OmegaConf.to_container(finetune).items() if k not in drop}
     other = {k: v for k, v in OmegaConf.to_container(scratch).items() if k not in drop}
     assert same == other
+
+
+def _yaml(name: str) -> dict:
+    """A config file of ``conf/`` as plain containers (no composition)."""
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / name))
+
+
+def _leaves(node: dict, prefix: str = "") -> dict[str, object]:
+    """``{dotted.key: value}`` of a nested mapping; lists are values."""
+    out: dict[str, object] = {}
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        out.update(_leaves(value, f"{name}.") if isinstance(value, dict) else {name: value})
+    return out
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiments_set_only_what_differs_from_their_base(experiment, tmp_path):
+    """No experiment restates a default: every key and group choice it sets changes something."""
+    own = _yaml(f"experiment/{experiment}.yaml")
+    defaults = own.pop("defaults", [])
+    parents = [entry for entry in defaults if isinstance(entry, str)]
+    base = compose_train([f"+experiment={p}" for p in parents], output_dir=tmp_path)
+    choices = {}  # the base's group choices: train.yaml's, then the parents' overrides
+    for source in ["train.yaml", *(f"experiment/{p}.yaml" for p in parents)]:
+        for entry in _yaml(source).get("defaults", []):
+            if isinstance(entry, dict):
+                choices.update({k.removeprefix("override /"): v for k, v in entry.items()})
+    for entry in (e for e in defaults if isinstance(e, dict)):
+        for key, option in entry.items():
+            group = key.removeprefix("override /")
+            assert choices[group] != option, f"{experiment}: {key}: {option} is already the base"
+    flat = _leaves(OmegaConf.to_container(base))
+    for key, value in _leaves(own).items():
+        assert flat.get(key, "<absent>") != value, f"{experiment}: {key}={value} restates the base"
+
+
+def test_one_epoch_budget_for_every_experiment(tmp_path):
+    budget = OmegaConf.load(CONF_DIR / "trainer" / "default.yaml").max_epochs
+    for path in (CONF_DIR / "experiment").glob("*.yaml"):
+        assert "max_epochs" not in path.read_text(), path
+    for experiment in EXPERIMENTS:
+        cfg = compose_train([f"+experiment={experiment}"], output_dir=tmp_path)
+        assert cfg.trainer.max_epochs == budget == 12
+        assert cfg.model.scheduler.T_max == budget
+    # The debug presets keep their own short budgets, with an experiment too.
+    fdr = compose_train(["+experiment=finetune", "debug=overfit"], output_dir=tmp_path)
+    assert fdr.trainer.max_epochs == 30
+
+
+def test_the_model_predicts_the_label_map():
+    model = OmegaConf.load(CONF_DIR / "model" / "unet.yaml")
+    assert model.num_classes == NUM_LABELS == 4
+    assert tuple(model.class_names) == LABEL_NAMES == ("background", "brain", "striatum", "tumour")
 
 
 def test_one_metric_name_everywhere(tmp_path):

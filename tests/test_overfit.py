@@ -7,8 +7,11 @@ import pytest
 from helpers import compose_train
 from hydra.utils import instantiate
 
-EPOCHS = 25
-TUMOUR_DICE_BOUND = 0.6  # on the two training volumes themselves, after 200 steps
+EPOCHS = 20
+# On the two training volumes themselves, after 160 steps of 2 patches, half of them centred on
+# tumour (the fine-tuning recipe's sampling). Measured with a 30-epoch cosine schedule: 0 after
+# 5 epochs, 0.42 after 10, 0.80 after 15, 0.85 after 20.
+TUMOUR_DICE_BOUND = 0.6
 
 
 @pytest.mark.slow
@@ -18,7 +21,9 @@ def test_overfit_two_subjects(paediatric_cohort, tmp_path):
             f"data.root={paediatric_cohort}",
             "data.synth=null",
             "data.n_folds=4",
-            "data.samples_per_volume=16",
+            "data.samples_per_volume=8",
+            "data.batch_size=2",
+            "data.label_probabilities={0: 0.05, 1: 0.2, 2: 0.25, 3: 0.5}",
             "model.log_images=0",
             "model.optimizer.lr=1e-2",
             f"trainer.max_epochs={EPOCHS}",

@@ -6,9 +6,15 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from helpers import compose_train
 
+from fdopa.layout import RUN_CONFIG
 from fdopa.pipeline import build, train
+
+#: Short epochs: two training batches, one validation volume.
+LIMITS = ("+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1")
+SHORT = ("trainer.max_epochs=1", *LIMITS)
 
 
 def _overrides(cohort: Path, root: Path, *extra: str) -> list[str]:
@@ -30,9 +36,14 @@ def _run(cohort: Path, root: Path, *extra: str, name: str = "run") -> float | No
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("experiment", ["pretrain", "scratch"])
-def test_fast_dev_run_of_each_experiment(experiment, paediatric_cohort, tmp_path):
-    _run(paediatric_cohort, tmp_path, f"+experiment={experiment}", "debug=fdr")
+def test_fast_dev_run_of_scratch_trains_the_recipe_from_random_weights(paediatric_cohort, tmp_path):
+    # pretrain and finetune train end to end in test_pretrain_publishes_a_checkpoint_….
+    value = _run(paediatric_cohort, tmp_path, "+experiment=scratch", "debug=fdr")
+    assert value is not None and 0.0 <= value <= 1.0  # val/dice of the one validation batch
+    resolved = yaml.safe_load((tmp_path / "run" / RUN_CONFIG).read_text())
+    assert resolved["task_name"] == "scratch"
+    assert resolved["finetune"]["pretrained"] is None
+    assert resolved["model"]["net"]["in_channels"] == 2  # PET + FLAIR
 
 
 def test_finetune_without_adult_checkpoint_says_how_to_make_one(paediatric_cohort, tmp_path):
@@ -46,15 +57,10 @@ def test_finetune_without_adult_checkpoint_says_how_to_make_one(paediatric_cohor
 
 @pytest.mark.slow
 def test_pretrain_publishes_a_checkpoint_that_finetune_loads(paediatric_cohort, tmp_path):
-    short = (
-        "trainer.max_epochs=1",
-        "+trainer.limit_train_batches=2",
-        "+trainer.limit_val_batches=1",
-    )
-    _run(paediatric_cohort, tmp_path, "+experiment=pretrain", *short, name="pretrain")
+    _run(paediatric_cohort, tmp_path, "+experiment=pretrain", *SHORT, name="pretrain")
     published = tmp_path / "runs" / "pretrain" / "adult_pretrained.ckpt"
     assert published.is_file()
-    state = torch.load(published, map_location="cpu", weights_only=True)["state_dict"]
+    state = _weights(published)
 
     cfg = compose_train(
         _overrides(paediatric_cohort, tmp_path, "+experiment=finetune", "debug=fdr"),
@@ -65,30 +71,41 @@ def test_pretrain_publishes_a_checkpoint_that_finetune_loads(paediatric_cohort, 
     assert encoder
     for key, value in encoder.items():
         assert torch.equal(value, state[key]), key
-    train(cfg)
+    value = train(cfg)
+    assert value is not None and 0.0 <= value <= 1.0
+
+
+def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+
+
+@pytest.fixture(scope="module")
+def short_run(paediatric_cohort, tmp_path_factory) -> tuple[float | None, Path]:
+    """One short epoch of the default config: its metric and its last checkpoint (read-only)."""
+    root = tmp_path_factory.mktemp("short")
+    value = _run(paediatric_cohort, root, *SHORT, name="first")
+    return value, root / "first" / "checkpoints" / "last.ckpt"
 
 
 @pytest.mark.slow
-def test_resume_restores_epoch_and_step(paediatric_cohort, tmp_path):
-    short = ("+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1")
-    _run(paediatric_cohort, tmp_path, "trainer.max_epochs=1", *short, name="first")
-    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+def test_resume_restores_epoch_and_step(short_run, paediatric_cohort, tmp_path):
+    _, last = short_run
     first = torch.load(last, map_location="cpu", weights_only=True)
     assert (first["epoch"], first["global_step"]) == (0, 2)
-    _run(paediatric_cohort, tmp_path, "trainer.max_epochs=2", f"ckpt_path={last}", *short,
+    _run(paediatric_cohort, tmp_path, "trainer.max_epochs=2", f"ckpt_path={last}", *LIMITS,
          name="second")  # fmt: skip
     resumed = torch.load(tmp_path / "second" / "checkpoints" / "last.ckpt", weights_only=True)
     assert (resumed["epoch"], resumed["global_step"]) == (1, 4)
 
 
 @pytest.mark.slow
-def test_same_seed_same_result_on_cpu(paediatric_cohort, tmp_path):
-    short = (
-        "trainer.max_epochs=1",
-        "+trainer.limit_train_batches=2",
-        "+trainer.limit_val_batches=1",
-    )
-    first = _run(paediatric_cohort, tmp_path, *short, name="a")
-    second = _run(paediatric_cohort, tmp_path, *short, name="b")
+def test_same_seed_same_result_on_cpu(short_run, paediatric_cohort, tmp_path):
+    first, first_ckpt = short_run
+    second = _run(paediatric_cohort, tmp_path, *SHORT, name="b")
     assert first is not None
     assert first == second
+    weights = _weights(tmp_path / "b" / "checkpoints" / "last.ckpt")
+    first_weights = _weights(first_ckpt)
+    assert weights.keys() == first_weights.keys()
+    for key, value in weights.items():
+        assert torch.equal(value, first_weights[key]), key

@@ -18,18 +18,13 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-import pandas as pd
 
-from fdopa.data.layout import LABELS_DIR, SubjectPaths
 from fdopa.data.transforms import check_channels
 from fdopa.kinetics.io import AFFINE_TOL_MM
-from fdopa.kinetics.validation import LABEL_VALUES
+from fdopa.labels import LABEL_VALUES
+from fdopa.layout import LABELS_DIR, CohortError, SubjectPaths, read_participants
 
 log = logging.getLogger(__name__)
-
-
-class CohortError(ValueError):
-    """A cohort does not follow the cohort layout; the message lists every problem."""
 
 
 @dataclass(frozen=True)
@@ -57,34 +52,6 @@ class CohortSubject:
     pet_units: str | None
     shape: tuple[int, int, int]
     participant: dict[str, Any] = field(hash=False)
-
-
-def read_participants(
-    root: str | Path, required: Sequence[str] = ("participant_id",)
-) -> pd.DataFrame:
-    """Read ``participants.tsv`` (participant ids as strings, one row per participant).
-
-    Args:
-        root: Cohort root.
-        required: Columns that must be present.
-
-    Returns:
-        The table as a :class:`pandas.DataFrame`.
-
-    Raises:
-        CohortError: If the file or a required column is missing, or an id is repeated.
-    """
-    path = Path(root) / "participants.tsv"
-    if not path.is_file():
-        raise CohortError(f"{path}: missing participants table (participants.tsv)")
-    table = pd.read_csv(path, sep="\t", dtype={"participant_id": str})
-    missing = [c for c in required if c not in table.columns]
-    if missing:
-        raise CohortError(f"{path}: missing column(s) {missing}")
-    repeated = table["participant_id"][table["participant_id"].duplicated()].tolist()
-    if repeated:
-        raise CohortError(f"{path}: participant_id repeated: {sorted(set(repeated))}")
-    return table
 
 
 def canonical_shape(image: nib.Nifti1Image) -> tuple[int, int, int]:
@@ -201,7 +168,8 @@ def load_cohort(
         The participants in ``participants.tsv`` order.
 
     Raises:
-        CohortError: Listing every problem found: missing ``participants.tsv`` or column,
+        CohortError: On a participants table that breaks a rule of
+            :func:`fdopa.layout.read_participants`; else listing every problem found:
             missing static PET / labels / requested FLAIR / dynamic sidecar, voxel grid
             mismatch (shape, or affine beyond 1e-3 mm) naming both files, label values outside
             {0, 1, 2, 3}.
@@ -209,7 +177,7 @@ def load_cohort(
     """
     root = Path(root)
     channels = check_channels(channels)
-    table = read_participants(root, ("participant_id", *required_columns))
+    table = read_participants(root, required_columns)
     labels_dir = root / labels_from
     subjects: list[CohortSubject] = []
     problems: list[str] = []

@@ -25,25 +25,27 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from fdopa.config import may_generate
 from fdopa.data.cohort import CohortSubject, load_cohort
-from fdopa.data.layout import LABELS_DIR
 from fdopa.data.splits import make_folds, split, write_splits
 from fdopa.data.synthetic import SynthConfig, generate_cohort
-from fdopa.data.synthetic.cohort import _dataset_description
 from fdopa.data.transforms import (
     DEFAULT_SUV_SCALE,
+    SUV_UNITS,
     RandomChannelDropout,
     build_preprocessing,
     check_channels,
 )
+from fdopa.labels import BACKGROUND, BRAIN, LABEL_NAMES, STRIATUM, TUMOUR
+from fdopa.layout import LABELS_DIR
 
 log = logging.getLogger(__name__)
 
-#: Class names in label order (the label map).
-CLASS_NAMES: tuple[str, ...] = ("background", "brain", "striatum", "tumour")
 #: Default probability of a training patch being centred on each label.
-DEFAULT_LABEL_PROBABILITIES: dict[int, float] = {0: 0.1, 1: 0.3, 2: 0.3, 3: 0.3}
-#: Sidecar ``Units`` values that mean SUV (body weight) — what ``normalisation=suv`` needs.
-SUV_UNITS: frozenset[str] = frozenset({"g/mL", "g/ml", "SUV", "SUVbw"})
+DEFAULT_LABEL_PROBABILITIES: dict[int, float] = {
+    BACKGROUND: 0.1,
+    BRAIN: 0.3,
+    STRIATUM: 0.3,
+    TUMOUR: 0.3,
+}
 #: Subject key of the unnormalised (but reoriented) static PET in whole-volume subjects.
 RAW_PET = "pet_raw"
 
@@ -218,7 +220,7 @@ class FdopaDataModule(L.LightningDataModule):
     @property
     def class_names(self) -> tuple[str, ...]:
         """Class names in label order (the label map)."""
-        return CLASS_NAMES
+        return LABEL_NAMES
 
     def prepare_data(self) -> None:
         """Generate the synthetic cohort into ``root`` when configured and absent.
@@ -246,7 +248,7 @@ class FdopaDataModule(L.LightningDataModule):
         if found is None:
             log.warning("%s: exists but is not a generated cohort; using it as it is", self.root)
             return
-        expected = _dataset_description(self.synth)["fdopa_synth"]
+        expected = self.synth.record()
         differing = sorted(k for k in expected if found.get(k) != expected[k])
         if differing:
             raise ValueError(
@@ -259,7 +261,7 @@ class FdopaDataModule(L.LightningDataModule):
         """Read and validate the cohort, make the folds and write ``splits.csv`` (once).
 
         Raises:
-            fdopa.data.cohort.CohortError: If the cohort is invalid.
+            fdopa.layout.CohortError: If the cohort is invalid.
             ValueError: On non-SUV images with ``normalisation=suv``, a patch larger than a
                 volume, or an impossible fold configuration.
         """

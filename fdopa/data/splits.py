@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fdopa.layout import SPLITS_FILE
 from fdopa.outputs import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-SPLITS_FILE = "splits.csv"
 #: Stratum of participants whose stratification value is missing.
 MISSING_STRATUM = "<missing>"
 

@@ -16,12 +16,14 @@ import torchio as tio
 from torchio.transforms.augmentation import RandomTransform
 from torchio.transforms.intensity_transform import IntensityTransform
 
-from fdopa.data.layout import CHANNELS
+from fdopa.layout import CHANNELS
 
 #: Intensity normalisations of the PET channel, selected by name.
 NORMALISATIONS: tuple[str, ...] = ("suv", "zscore", "none")
 #: Default SUV scale of the ``suv`` normalisation: brain and tumour uptake become O(1).
 DEFAULT_SUV_SCALE = 3.0
+#: Sidecar ``Units`` values that mean SUV (body weight) — what the ``suv`` normalisation needs.
+SUV_UNITS: frozenset[str] = frozenset({"g/mL", "g/ml", "SUV", "SUVbw"})
 
 
 def foreground(tensor: torch.Tensor) -> torch.Tensor:

@@ -20,12 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from nibabel.affines import voxel_sizes
 from scipy import ndimage
 
-from fdopa.data.layout import LABELS_DIR, MANUAL_DIR, SubjectPaths
 from fdopa.kinetics import Preset, get_preset, indices_from_inputs, load_inputs, validate_inputs
 from fdopa.kinetics.cohort import COHORT_COLUMNS, cohort_participants
 from fdopa.kinetics.regions import derive_region_set
+from fdopa.layout import LABELS_DIR, MANUAL_DIR, SubjectPaths
 
 __all__ = [
     "DEFAULT_DILATION_MM",
@@ -85,7 +86,7 @@ def semi_automatic_labels(
         )
     level = (threshold or preset.mtv_threshold) * float(static[regions.reference].mean())
     tumour = labels == preset.tumour_label
-    zooms = np.linalg.norm(affine[:3, :3], axis=0)
+    zooms = voxel_sizes(affine)
     near = ndimage.distance_transform_edt(~tumour, sampling=zooms) <= dilation_mm
     candidates = near & (labels != 0) & ~np.isin(labels, preset.striatum_labels)
     semi = labels.copy()

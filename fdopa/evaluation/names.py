@@ -1,8 +1,8 @@
-"""Names shared by the callback, the score and the report (import-light: the CLI reads them)."""
+"""Index names shared by the clinical evaluation, the score and the report (import-light)."""
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_INDICES", "PREFIX", "SCORE_INDICES", "SCORE_KEY"]
+__all__ = ["DEFAULT_INDICES", "SCORE_INDICES"]
 
 DEFAULT_INDICES: tuple[str, ...] = (
     "tsr",
@@ -19,9 +19,3 @@ dynamic ones."""
 
 SCORE_INDICES: tuple[str, ...] = ("tsr", "tbr_max", "tbr_mean", "mtv_ml")
 """Key indices of the composite score (static, so every subject has them)."""
-
-PREFIX = "val/clinical"
-"""Prefix of every key the clinical evaluation logs."""
-
-SCORE_KEY = f"{PREFIX}/score"
-"""The logged composite score: the name ModelCheckpoint monitors in ``checkpoint_clinical``."""

@@ -1,4 +1,4 @@
-"""Reading what :class:`~fdopa.evaluation.callback.ClinicalEvaluation` wrote into a run.
+"""Reading what :class:`~fdopa.models.callbacks.ClinicalEvaluation` wrote into a run.
 
 A training run directory holds ``clinical/epoch_<NNN>.csv`` (one row per validation subject,
 ``<index>_reference`` / ``<index>_predicted`` columns), ``clinical/preset.json`` (the exact
@@ -16,6 +16,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from fdopa.kinetics import Preset
+from fdopa.layout import CHECKPOINTS_DIR, CLINICAL_DIR, RUN_CONFIG
 
 __all__ = ["RunIndices", "read_run", "split_subject_table"]
 
@@ -83,14 +84,14 @@ def read_run(run_dir: str | Path, epoch: int | None = None) -> RunIndices:
         FileNotFoundError: If the run has no clinical table (or none for ``epoch``).
     """
     run_dir = Path(run_dir)
-    folder = run_dir / "clinical"
+    folder = run_dir / CLINICAL_DIR
     tables = _epochs(folder, ".csv")
     if not tables:
         raise FileNotFoundError(
             f"--run: {folder} holds no epoch_<NNN>.csv; train with callbacks=clinical or "
             "callbacks=checkpoint_clinical"
         )
-    best = _epochs(run_dir / "checkpoints", ".ckpt")
+    best = _epochs(run_dir / CHECKPOINTS_DIR, ".ckpt")
     if epoch is not None:
         source = "--epoch"
     elif len(best) == 1 and set(best) <= set(tables):
@@ -102,7 +103,7 @@ def read_run(run_dir: str | Path, epoch: int | None = None) -> RunIndices:
     sides = split_subject_table(pd.read_csv(tables[epoch], dtype={"participant_id": str}))
     preset = Preset(**json.loads((folder / "preset.json").read_text()))
     cohort = None
-    config = run_dir / "config_resolved.yaml"
+    config = run_dir / RUN_CONFIG
     if config.is_file():
         root = OmegaConf.select(OmegaConf.load(config), "data.root")
         cohort = Path(root) if root else None

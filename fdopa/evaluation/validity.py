@@ -27,9 +27,9 @@ import pandas as pd
 
 from fdopa.evaluation.agreement import paired_agreement
 from fdopa.kinetics import IndexResult
+from fdopa.labels import FOREGROUND, TUMOUR
 
 __all__ = [
-    "CLASSES",
     "KEY_INDICES",
     "MTV_MIN_ML",
     "SMALL_TUMOUR_ML",
@@ -40,8 +40,6 @@ __all__ = [
     "summarise",
 ]
 
-CLASSES: dict[str, int] = {"brain": 1, "striatum": 2, "tumour": 3}
-"""Foreground classes of the label map scored by Dice."""
 KEY_INDICES: tuple[str, ...] = ("tsr", "tbr_max", "tbr_mean", "mtv_ml")
 """Indices whose agreement (ICC(A,1)) is reported."""
 SMALL_TUMOUR_ML = 5.0
@@ -103,8 +101,8 @@ def child_row(
         raise ValueError(
             f"label maps differ in shape: {auto_labels.shape} vs {reference_labels.shape}"
         )
-    ref_tumour = reference_labels == CLASSES["tumour"]
-    auto_tumour = auto_labels == CLASSES["tumour"]
+    ref_tumour = reference_labels == TUMOUR
+    auto_tumour = auto_labels == TUMOUR
     row: dict[str, Any] = {
         "participant_id": participant.get("participant_id", reference.participant_id),
         "grade": participant.get("grade"),
@@ -113,7 +111,7 @@ def child_row(
         "ref_tumour_ml": int(ref_tumour.sum()) * voxel_ml,
         "auto_tumour_ml": int(auto_tumour.sum()) * voxel_ml,
     }
-    for name, value in CLASSES.items():
+    for name, value in FOREGROUND.items():
         row[f"dice_{name}"] = dice(auto_labels == value, reference_labels == value)
     row["missed"] = bool(ref_tumour.any() and not np.logical_and(ref_tumour, auto_tumour).any())
     row["qc_flag"], row["qc_reasons"] = bool(qc_flag), "; ".join(qc_reasons)
@@ -146,7 +144,7 @@ def summarise(rows: pd.DataFrame) -> dict[str, Any]:
         with ``ttp_n`` (dynamic children).
     """
     summary: dict[str, Any] = {"n": len(rows)}
-    summary["dice"] = {name: _mean_sd(rows[f"dice_{name}"]) for name in CLASSES}
+    summary["dice"] = {name: _mean_sd(rows[f"dice_{name}"]) for name in FOREGROUND}
     tumour = rows["dice_tumour"]
     size = np.where(rows["ref_tumour_ml"] < SMALL_TUMOUR_ML, f"< {SMALL_TUMOUR_ML:g} mL",
                     f">= {SMALL_TUMOUR_ML:g} mL")  # fmt: skip

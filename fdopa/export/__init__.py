@@ -1,4 +1,4 @@
-"""Exported models: the bundle (writer, reader), the predictor, QC pictures and the CLI.
+"""Exported models: the bundle (writer, reader), the predictor and QC pictures.
 
 ``fdopa.export`` imports lazily: ``import fdopa.export`` (and ``fdopa --help``) loads no torch.
 

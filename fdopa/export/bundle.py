@@ -93,10 +93,19 @@ class Bundle:
     metadata: Mapping[str, Any]
 
     def load_network(self, device: str | torch.device = "cpu") -> nn.Module:
-        """The eager network with the bundle's weights, in eval mode on ``device``."""
-        net = self.config.build_network()
-        state = torch.load(self.path / MODEL_FILE, map_location="cpu", weights_only=True)
-        net.load_state_dict(state, strict=True)
+        """The eager network with the bundle's weights, in eval mode on ``device``.
+
+        The module is built on the ``meta`` device (no random initialisation, no memory) and
+        the bundle's tensors are assigned as its parameters and buffers; a network with state
+        outside its state dict is built normally instead.
+        """
+        state = torch.load(self.path / MODEL_FILE, map_location="cpu", weights_only=True, mmap=True)
+        with torch.device("meta"):
+            net = self.config.build_network()
+        net.load_state_dict(state, strict=True, assign=True)
+        if any(t.is_meta for t in (*net.parameters(), *net.buffers())):
+            net = self.config.build_network()
+            net.load_state_dict(state, strict=True)
         return net.to(device).eval()
 
     def load_torchscript(self, device: str | torch.device = "cpu") -> torch.jit.ScriptModule:

@@ -14,20 +14,14 @@ from typing import Any
 from torch import nn
 
 from fdopa.data.transforms import DEFAULT_SUV_SCALE, NORMALISATIONS, check_channels
+from fdopa.labels import LABEL_NAMES
+from fdopa.models.inference import OVERLAP_MODES
 from fdopa.models.postprocess import PostProcess
 
-__all__ = ["BUILDERS", "FORMAT_VERSION", "LABEL_MAP", "BundleConfig", "BundleError"]
+__all__ = ["BUILDERS", "FORMAT_VERSION", "BundleConfig", "BundleError"]
 
 FORMAT_VERSION = 1
 """Version of the bundle layout written by this fdopa."""
-
-LABEL_MAP: dict[int, tuple[str, str]] = {
-    0: ("background", "outside the brain"),
-    1: ("brain", "healthy brain tissue (grey + white matter) not in another label"),
-    2: ("striatum", "caudate + putamen, both hemispheres"),
-    3: ("tumour", "metabolic tumour volume (the lesion as seen on PET)"),
-}
-"""The label map: value → (name, meaning) (docs/labels-and-layout.md#label-map)."""
 
 
 def _build_unet(**kwargs: Any) -> nn.Module:
@@ -65,7 +59,7 @@ class BundleConfig:
         patch_size: Sliding-window patch (voxels).
         overlap: Fraction of a patch shared with its neighbours.
         batch_size: Patches per forward pass.
-        overlap_mode: Blending of overlapping patches (``hann`` or ``average``).
+        overlap_mode: Blending of overlapping patches (``hann``, ``gaussian`` or ``average``).
         classes: Class names in label order (the label map).
         training_grid_shape: Typical RAS grid shape of the training volumes (information).
         channel_dropout: Channel → probability it was blanked with in training; a channel
@@ -89,7 +83,7 @@ class BundleConfig:
     overlap: float = 0.5
     batch_size: int = 4
     overlap_mode: str = "hann"
-    classes: tuple[str, ...] = tuple(name for name, _ in LABEL_MAP.values())
+    classes: tuple[str, ...] = LABEL_NAMES
     training_grid_shape: tuple[int, int, int] | None = field(default=None)
     channel_dropout: Mapping[str, float] = field(default_factory=dict)
     tta: bool = False
@@ -130,8 +124,10 @@ class BundleConfig:
             raise BundleError(
                 f"preprocessing.normalisation: {self.normalisation!r} not in {NORMALISATIONS}"
             )
-        if self.overlap_mode not in ("hann", "average"):
-            raise BundleError(f"inference.overlap_mode: {self.overlap_mode!r} not hann/average")
+        if self.overlap_mode not in OVERLAP_MODES:
+            raise BundleError(
+                f"inference.overlap_mode: {self.overlap_mode!r} not one of {OVERLAP_MODES}"
+            )
         expected = {"in_channels": len(channels), "classes": len(self.classes)}
         for key, value in expected.items():
             if self.network.get(key) != value:

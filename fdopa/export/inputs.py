@@ -8,7 +8,8 @@ field, before anything is computed or written:
   belongs in ``dynamic``;
 * its sidecar (``<image>.json`` beside a file, or ``pet_sidecar``) must not contradict the
   bundle: ``Modality`` (PT), ``TracerName`` (FDOPA), and ``Units`` — required when the bundle
-  normalises absolute SUV. Without any sidecar the units cannot be checked (a warning);
+  normalises absolute SUV; an image in Bq/mL is converted to SUV with the dose and weight of its
+  sidecar (:func:`bqml_to_suv`). Without any sidecar the units cannot be checked (a warning);
 * the dynamic image must be 4-D on the static grid with valid ``FrameTimesStart`` and
   ``FrameDuration`` in its sidecar (its ``Modality`` and ``TracerName`` checked too; its TACs
   keep their units); a FLAIR channel must be 3-D on the static grid.
@@ -34,7 +35,15 @@ from fdopa.kinetics.validation import (
     finite_array,
 )
 
-__all__ = ["ImageInput", "ScanInput", "SidecarInput", "check_sidecar", "image_stem", "load_scan"]
+__all__ = [
+    "ImageInput",
+    "ScanInput",
+    "SidecarInput",
+    "bqml_to_suv",
+    "check_sidecar",
+    "image_stem",
+    "load_scan",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,10 @@ ImageInput = str | Path | np.ndarray
 """An image given as a NIfTI path or as an array (with the static image's affine)."""
 SidecarInput = str | Path | Mapping[str, Any]
 """A BIDS sidecar given as a JSON path or as the parsed mapping."""
+_ACTIVITY_UNITS = {"bq/ml": 1.0, "bqml": 1.0, "kbq/ml": 1e3}
+"""Activity-concentration ``Units`` (lower case) and their Bq/mL per unit."""
+_DOSE_UNITS = {"MBq": 1e6, "kBq": 1e3, "Bq": 1.0}
+_WEIGHT_UNITS = {"kg": 1.0, "g": 1e-3}
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,7 +62,7 @@ class ScanInput:
     """A validated scan on its native grid.
 
     Attributes:
-        pet: 3-D static PET in stored units (float64).
+        pet: 3-D static PET in stored units, SUV when converted from Bq/mL (float64).
         affine: 4×4 voxel-to-world affine of the native grid.
         stem: Output name stem (the file name without ``.nii[.gz]``, or ``participant_id``).
         flair: Optional 3-D FLAIR on the same grid.
@@ -119,6 +132,53 @@ def check_sidecar(
             )  # fmt: skip
 
 
+def bqml_to_suv(sidecar: Mapping[str, Any], source: object) -> float | None:
+    """SUVbw per stored unit of an activity-concentration image, from its sidecar.
+
+    The sidecar keys are those the hospital import writes: ``Units`` (``Bq/mL`` or ``kBq/mL``),
+    ``InjectedRadioactivity`` with ``InjectedRadioactivityUnits`` (``MBq`` by default, ``kBq``,
+    ``Bq``), ``BodyWeight`` with ``BodyWeightUnits`` (``kg`` by default, ``g``); the image must
+    be decay-corrected to the injection (``ImageDecayCorrected`` not false). The conversion is
+    the hospital import's (:func:`fdopa.hospital.suv.suv_per_bqml`).
+
+    Args:
+        sidecar: BIDS sidecar fields.
+        source: Named in errors (the sidecar path).
+
+    Returns:
+        The factor, or None when ``Units`` is not an activity concentration.
+
+    Raises:
+        InputError: Naming the missing or invalid key.
+    """
+    per_bqml = _ACTIVITY_UNITS.get(str(sidecar.get("Units", "")).strip().lower())
+    if per_bqml is None:
+        return None
+    from fdopa.hospital.suv import suv_per_bqml  # pydicom: only for activity images
+
+    if sidecar.get("ImageDecayCorrected") is False:
+        raise InputError(source, "ImageDecayCorrected", "false; SUV needs decay-corrected Bq/mL")
+    values = []
+    for key, default, scales in (
+        ("InjectedRadioactivity", "MBq", _DOSE_UNITS),
+        ("BodyWeight", "kg", _WEIGHT_UNITS),
+    ):
+        unit = str(sidecar.get(f"{key}Units", default))
+        if unit not in scales:
+            raise InputError(source, f"{key}Units", f"{unit!r} is not one of {list(scales)}")
+        value = sidecar.get(key)
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not np.isfinite(number) or number <= 0:
+            problem = "missing" if value is None else f"must be a number > 0, got {value!r}"
+            raise InputError(source, key, f"{problem}; needed to convert Bq/mL to SUV")
+        values.append(number * scales[unit])
+    dose_bq, weight_kg = values
+    return per_bqml * suv_per_bqml(weight_kg, dose_bq)
+
+
 def _image(
     value: ImageInput, name: str, ndim: int, affine: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, object]:
@@ -184,6 +244,11 @@ def load_scan(
     if found is None:
         log.warning("%s: no sidecar; units assumed to be %s", source, spec.get("units") or "any")
     else:
+        factor = bqml_to_suv(found, where) if spec.get("accepted_units") else None
+        if factor is not None:  # activity concentration → SUV, then checked as SUV
+            log.info("%s: %s converted to SUV (x %.4g)", source, found["Units"], factor)
+            static = static * factor
+            found = {**found, "Units": spec["units"]}
         check_sidecar(found, where, spec)
     extra: dict[str, np.ndarray | None] = {}
     for name, value, ndim in (("flair", flair, 3), ("dynamic", dynamic, 4)):

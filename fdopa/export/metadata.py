@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from fdopa import __version__
-from fdopa.export.config import FORMAT_VERSION, LABEL_MAP, BundleConfig, BundleError
+from fdopa.data.transforms import SUV_UNITS
+from fdopa.export.config import FORMAT_VERSION, BundleConfig, BundleError
+from fdopa.labels import LABEL_MEANINGS, LABEL_NAMES
 
 __all__ = [
     "MODALITY",
@@ -61,8 +63,6 @@ def input_spec(config: BundleConfig) -> dict[str, Any]:
     ``units`` is ``g/mL`` (SUV, body weight) for the ``suv`` normalisation, whose scale is
     absolute; ``zscore`` and ``none`` accept any consistent units (``units`` None).
     """
-    from fdopa.data.datamodule import SUV_UNITS
-
     suv = config.normalisation == "suv"
     return {
         "modality": MODALITY,
@@ -99,9 +99,10 @@ def build_metadata(
     Raises:
         BundleError: If the class names contradict the label map.
     """
-    names = tuple(name for name, _ in LABEL_MAP.values())
-    if tuple(config.classes) != names:
-        raise BundleError(f"classes {list(config.classes)} contradict the label map {list(names)}")
+    if tuple(config.classes) != LABEL_NAMES:
+        raise BundleError(
+            f"classes {list(config.classes)} contradict the label map {list(LABEL_NAMES)}"
+        )
     patch = "×".join(str(n) for n in config.patch_size)
     return {
         "format_version": FORMAT_VERSION,
@@ -109,7 +110,7 @@ def build_metadata(
         "versions": package_versions(),
         "label_map": {
             str(value): {"name": name, "meaning": meaning}
-            for value, (name, meaning) in LABEL_MAP.items()
+            for value, (name, meaning) in enumerate(zip(LABEL_NAMES, LABEL_MEANINGS, strict=True))
         },
         "input": input_spec(config),
         "output": {

@@ -3,7 +3,8 @@
 For an input ``X.nii.gz`` (stem ``X``) in ``DIR``:
 
 * ``DIR/X_dseg.nii.gz`` — label map (values 0–3, uint8) with the input's affine and shape;
-* ``DIR/X_indices.json`` — the index output fields, ``qc_flag``, ``qc_reasons``, the extras and
+* ``DIR/X_indices.json`` — the index output fields, ``qc_flag``, ``qc_reasons``, the extras,
+  ``crop`` (the head box the network ran in: native voxels ``start``/``stop`` and ``method``) and
   ``tacs``;
 * ``DIR/X_qc.png`` — the QC picture (:func:`fdopa.export.qc.qc_figure`);
 * ``DIR/X_probseg.nii.gz`` — softmax per class on the 4th axis (float32), on request.
@@ -167,7 +168,7 @@ def cohort_subjects(
         The subjects, in ``participants.tsv`` order.
 
     Raises:
-        fdopa.data.cohort.CohortError: If the cohort is invalid.
+        fdopa.layout.CohortError: If the cohort is invalid.
         FileExistsError: If ``out_dir`` holds predictions and ``overwrite`` is false, or holds
             anything else (see :func:`fdopa.outputs.staged_dir`).
     """

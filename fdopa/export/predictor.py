@@ -1,9 +1,11 @@
 """Prediction with a bundle: label map, probabilities, PET indices and a QC verdict.
 
-A scan is mapped to the bundle's model grid (RAS+, training spacing; exact copies when only
-axes are permuted or flipped, else linear interpolation), preprocessed by the very transforms
-of training (:func:`fdopa.data.transforms.build_preprocessing`), segmented by sliding windows
-with the validation code (:func:`fdopa.models.inference.predict_volume`, Hann-weighted
+The head is located first (:func:`fdopa.export.localise.locate_head`: a classical mask of the
+uptake) and the network runs only in that box; the labels outside it are background. The box's
+part of the scan is mapped to the bundle's model grid (RAS+, training spacing; exact copies when
+only axes are permuted or flipped, else linear interpolation), preprocessed by the very
+transforms of training (:func:`fdopa.data.transforms.build_preprocessing`), segmented by sliding
+windows with the validation code (:func:`fdopa.models.inference.predict_volume`, Hann-weighted
 blending by default), optionally averaged with its left-right mirror (test-time augmentation),
 and mapped back to the native grid (labels by nearest neighbour, probabilities linearly). The
 indices are computed on the native PET with the native label map.
@@ -11,10 +13,13 @@ indices are computed on the native PET with the native label map.
 QC flags a case for human review when the tumour masks of the mirrored (TTA) and the plain
 pass disagree (1 − Dice above a bound), when the tumour volume lies outside the training range
 recorded in the bundle, or when a region (tumour, contralateral striatum, reference) is empty.
+A scan with no head in it, a failed localisation and an SUV scale that cannot be FDOPA's
+(:func:`fdopa.export.qc.tracer_scale_reason`) are flagged and get no indices at all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -31,9 +36,12 @@ import torchio as tio
 from fdopa.data.transforms import build_preprocessing
 from fdopa.export.bundle import Bundle, read_bundle
 from fdopa.export.inputs import ImageInput, ScanInput, SidecarInput, load_scan
+from fdopa.export.localise import HeadBox, full_box, locate_head
 from fdopa.export.metadata import tumour_ml_range
+from fdopa.export.qc import tracer_scale_reason, unanalysable_indices
 from fdopa.export.resample import map_to_grid, model_grid
 from fdopa.kinetics import IndexResult, Preset, compute_indices
+from fdopa.labels import TUMOUR
 from fdopa.models.inference import predict_volume
 from fdopa.models.postprocess import PostProcess, postprocess_labels
 
@@ -44,7 +52,6 @@ log = logging.getLogger(__name__)
 Engine = Literal["eager", "torchscript"]
 DEFAULT_TTA_BOUND = 0.2
 """Largest 1 − Dice between the mirrored and plain tumour masks before a case is flagged."""
-TUMOUR = 3
 _REGION_EMPTY = re.compile(r"^(tumour|striatum|reference)_empty$")
 
 
@@ -68,6 +75,7 @@ class Prediction:
         tta_disagreement: 1 − Dice of the mirrored and plain tumour masks (None without TTA).
         probabilities: Softmax per class ``(C, X, Y, Z)`` float32, when requested.
         stem: Output name stem of the input.
+        crop: The head box the network was run in (native voxels and method).
     """
 
     labels: np.ndarray
@@ -79,6 +87,7 @@ class Prediction:
     tta_disagreement: float | None = None
     probabilities: np.ndarray | None = None
     stem: str = "prediction"
+    crop: HeadBox | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The index fields and extras, then ``qc_flag``, ``qc_reasons``, TTA disagreement."""
@@ -87,6 +96,7 @@ class Prediction:
             "qc_flag": self.qc_flag,
             "qc_reasons": list(self.qc_reasons),
             "tta_disagreement": self.tta_disagreement,
+            "crop": None if self.crop is None else self.crop.to_dict(),
         }
 
     def to_json(self) -> str:
@@ -119,6 +129,8 @@ class Predictor:
         tta_bound: Largest tolerated 1 − Dice between the mirrored and plain tumour masks.
         postprocess: Label clean-up on the model grid (default: the bundle's
             ``inference.postprocess``; ``PostProcess()`` turns it off).
+        crop: Run the network only in the located head box (:mod:`fdopa.export.localise`);
+            False runs it on the whole image.
 
     Examples:
         >>> predictor = Predictor.from_bundle("bundle/", tta=True)  # doctest: +SKIP
@@ -135,6 +147,7 @@ class Predictor:
         engine: Engine = "eager",
         tta_bound: float = DEFAULT_TTA_BOUND,
         postprocess: PostProcess | None = None,
+        crop: bool = True,
     ) -> None:
         if engine not in ("eager", "torchscript"):
             raise ValueError(f"engine: expected 'eager' or 'torchscript', got {engine!r}")
@@ -142,7 +155,7 @@ class Predictor:
         self.tta = bundle.config.tta if tta is None else bool(tta)
         self.tta_bound = float(tta_bound)
         self.postprocess = postprocess or PostProcess(**bundle.config.postprocess)
-        self.device, self.engine = device, engine
+        self.device, self.engine, self.crop = device, engine, bool(crop)
         self.preprocess = build_preprocessing(
             self.config.channels, self.config.normalisation, suv_scale=self.config.suv_scale
         )
@@ -250,7 +263,16 @@ class Predictor:
             pet, self.input_spec, affine, dynamic=dynamic, sidecar=sidecar, flair=flair,
             pet_sidecar=pet_sidecar, stem=participant_id if isinstance(pet, np.ndarray) else None,
         )  # fmt: skip
-        image, grid = self.model_input(scan)
+        pid = participant_id or scan.stem.split("_")[0]
+        native = scan.pet.shape
+        box = locate_head(scan.pet, scan.affine) if self.crop else full_box(native)
+        if box.failure is not None:
+            return self._unanalysable(scan, np.zeros(native, np.uint8), box, pid, preset, [])
+        region = dataclasses.replace(
+            scan, pet=scan.pet[box.slices], affine=box.affine(scan.affine), dynamic=None,
+            flair=None if scan.flair is None else scan.flair[box.slices],
+        )  # fmt: skip
+        image, grid = self.model_input(region)
         probs = torch.softmax(self.logits(image), dim=0)
         disagreement = None
         if self.tta:
@@ -259,14 +281,25 @@ class Predictor:
             tta_tumour = (mirrored.argmax(0) == TUMOUR).numpy()
             disagreement = 1.0 - tumour_dice(plain_tumour, tta_tumour)
             probs = (probs + mirrored) / 2
-        native = scan.pet.shape
         labels_model = probs.argmax(0).numpy().astype(np.uint8)
         if self.postprocess.active:
             voxel_ml = float(np.prod(self.config.spacing_mm)) / 1000.0
             labels_model = postprocess_labels(labels_model, voxel_ml, self.postprocess)
-        labels = map_to_grid(labels_model, grid, scan.affine, native, order=0)
-        maps = map_to_grid(probs.numpy(), grid, scan.affine, native, 1) if probabilities else None
-        pid = participant_id or scan.stem.split("_")[0]
+        labels = np.zeros(native, np.uint8)  # background outside the head box
+        labels[box.slices] = map_to_grid(labels_model, grid, region.affine, region.pet.shape, 0)
+        maps = None
+        if probabilities:
+            maps = np.zeros((probs.shape[0], *native), np.float32)
+            maps[0] = 1.0
+            maps[(slice(None), *box.slices)] = map_to_grid(
+                probs.numpy(), grid, region.affine, region.pet.shape, 1
+            )
+        if self.input_spec.get("units"):  # absolute SUV: its scale can be checked
+            head = np.zeros(native, bool)
+            head[box.slices] = True
+            scale = tracer_scale_reason(scan.pet, labels, head)
+            if scale is not None:
+                return self._unanalysable(scan, labels, box, pid, preset, [scale], maps)
         indices = compute_indices(
             scan.pet, labels, scan.affine, preset, dynamic=scan.dynamic,
             frame_start_s=scan.frame_start_s, frame_duration_s=scan.frame_duration_s,
@@ -277,7 +310,27 @@ class Predictor:
         return Prediction(
             labels=labels, affine=scan.affine, pet=scan.pet, indices=indices,
             qc_flag=bool(reasons), qc_reasons=tuple(reasons), tta_disagreement=disagreement,
-            probabilities=maps, stem=scan.stem,
+            probabilities=maps, stem=scan.stem, crop=box,
+        )  # fmt: skip
+
+    def _unanalysable(
+        self,
+        scan: ScanInput,
+        labels: np.ndarray,
+        box: HeadBox,
+        pid: str,
+        preset: Preset | str,
+        reasons: list[str],
+        maps: np.ndarray | None = None,
+    ) -> Prediction:
+        """A flagged prediction without indices: the head was not found or the scale is wrong."""
+        reasons = [box.failure] if box.failure is not None else reasons
+        log.warning("%s: not analysable (%s); no indices reported", scan.source, reasons[0])
+        name = preset if isinstance(preset, str) else preset.name
+        return Prediction(
+            labels=labels, affine=scan.affine, pet=scan.pet, qc_flag=True,
+            indices=unanalysable_indices(pid, name, reasons[0].split()[0]),
+            qc_reasons=tuple(reasons), probabilities=maps, stem=scan.stem, crop=box,
         )  # fmt: skip
 
     def qc_reasons(self, indices: IndexResult, disagreement: float | None) -> list[str]:

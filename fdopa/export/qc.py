@@ -1,4 +1,6 @@
-"""The QC picture of a prediction: labels over the PET in three planes, and the TACs.
+"""Quality control of a prediction: its picture, and the checks of an image's tracer scale.
+
+The picture: labels over the PET in three planes, and the TACs.
 
 Sagittal, coronal and axial slices through the tumour centroid (the brain's centre without a
 tumour), drawn in RAS+ orientation (neurological: the patient's right on the right, anterior and
@@ -10,24 +12,58 @@ state.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from nibabel.affines import voxel_sizes
 
-from fdopa.export.predictor import Prediction
-from fdopa.export.resample import voxel_sizes
-from fdopa.kinetics import TAC_REGIONS
-from fdopa.models.overlay import LABEL_COLOURS
+from fdopa.kinetics import INDEX_KEYS, TAC_REGIONS, IndexResult
+from fdopa.labels import STRIATUM, TUMOUR, label_rgb
 
-__all__ = ["qc_figure", "slice_centre"]
+if TYPE_CHECKING:  # the predictor imports torch; the hospital QC pictures do not need it
+    from fdopa.export.predictor import Prediction
+
+__all__ = ["SUV_RANGE", "qc_figure", "slice_centre", "tracer_scale_reason", "unanalysable_indices"]
 
 ALPHA = 0.4
 """Opacity of the label colours."""
+SUV_RANGE = (0.5, 50.0)
+"""Plausible SUVmax of the FDOPA striatum (of the head when no striatum was found): outside it
+the image is not in SUV (wrong units, dose or weight) and is not analysed."""
 
 
-def slice_centre(labels: np.ndarray, tumour: int = 3) -> tuple[int, int, int]:
+def tracer_scale_reason(pet: np.ndarray, labels: np.ndarray, head: np.ndarray) -> str | None:
+    """Flag an SUV image whose scale cannot be FDOPA's (see :data:`SUV_RANGE`).
+
+    Args:
+        pet: Static PET in SUV on its native grid.
+        labels: Predicted label map on the same grid.
+        head: Boolean mask of the located head region (used when no striatum was found).
+
+    Returns:
+        ``tracer_scale striatum SUVmax … outside [0.5, 50]`` or None when plausible.
+    """
+    striatum = labels == STRIATUM
+    region, values = ("striatum", pet[striatum]) if striatum.any() else ("head", pet[head])
+    if values.size == 0:
+        return None
+    top = float(values.max() if region == "striatum" else np.percentile(values, 99.5))
+    low, high = SUV_RANGE
+    if low <= top <= high:
+        return None
+    return f"tracer_scale {region} SUVmax {top:.3g} outside [{low:g}, {high:g}]"
+
+
+def unanalysable_indices(participant_id: str, preset: str, reason: str) -> IndexResult:
+    """An index result with every index absent for ``reason`` (no number from such an image)."""
+    keys = INDEX_KEYS[2:-1]
+    return IndexResult(participant_id, preset, missing=dict.fromkeys(keys, reason))
+
+
+def slice_centre(labels: np.ndarray, tumour: int = TUMOUR) -> tuple[int, int, int]:
     """Voxel of the tumour centroid; of the labelled voxels without tumour; else the centre."""
     for mask in (labels == tumour, labels > 0):
         if mask.any():
@@ -37,7 +73,7 @@ def slice_centre(labels: np.ndarray, tumour: int = 3) -> tuple[int, int, int]:
 
 def _rgba(pet_slice: np.ndarray, label_slice: np.ndarray, top: float) -> np.ndarray:
     grey = np.clip(pet_slice / top, 0.0, 1.0)[..., None] * np.ones(3)
-    colours = LABEL_COLOURS[np.clip(label_slice, 0, len(LABEL_COLOURS) - 1)] / 255.0
+    colours = label_rgb(label_slice)
     mask = (label_slice > 0)[..., None]
     return np.where(mask, (1 - ALPHA) * grey + ALPHA * colours, grey)
 

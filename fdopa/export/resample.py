@@ -14,20 +14,16 @@ from collections.abc import Sequence
 
 import nibabel as nib
 import numpy as np
+from nibabel.affines import voxel_sizes
 from scipy import ndimage
 
-__all__ = ["SPACING_RTOL", "map_to_grid", "model_grid", "voxel_sizes"]
+__all__ = ["SPACING_RTOL", "map_to_grid", "model_grid"]
 
 SPACING_RTOL = 1e-3
 """Relative tolerance under which a voxel size counts as the training spacing (no resampling)."""
 
 _EXACT_TOL = 1e-4
 """Largest deviation (voxels) of a grid mapping from an integer permutation to copy exactly."""
-
-
-def voxel_sizes(affine: np.ndarray) -> np.ndarray:
-    """Voxel sizes (mm) along the three array axes: norms of the affine's first three columns."""
-    return np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(axis=0))
 
 
 def model_grid(

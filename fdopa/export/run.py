@@ -22,20 +22,20 @@ import nibabel as nib
 import numpy as np
 import torch
 import yaml
+from nibabel.affines import voxel_sizes
 
 from fdopa.data.cohort import canonical_shape, load_cohort
-from fdopa.data.layout import LABELS_DIR
-from fdopa.data.splits import SPLITS_FILE
 from fdopa.data.transforms import DEFAULT_SUV_SCALE
 from fdopa.export.bundle import Bundle, sha256, write_bundle
 from fdopa.export.config import BundleConfig, BundleError
 from fdopa.export.metadata import build_metadata
-from fdopa.export.resample import SPACING_RTOL, voxel_sizes
+from fdopa.export.resample import SPACING_RTOL
+from fdopa.labels import TUMOUR
+from fdopa.layout import LABELS_DIR, RUN_CONFIG, SPLITS_FILE
 from fdopa.models.transfer import read_checkpoint
 from fdopa.outputs import check_artefact_dir
 
 __all__ = [
-    "CONFIG_NAME",
     "export_checkpoint",
     "find_run_config",
     "training_summary",
@@ -43,9 +43,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-CONFIG_NAME = "config_resolved.yaml"
-"""Resolved run config written by :func:`fdopa.pipeline.build`."""
 
 
 def find_run_config(ckpt: str | Path, config: str | Path | None = None) -> Path:
@@ -67,13 +64,13 @@ def find_run_config(ckpt: str | Path, config: str | Path | None = None) -> Path:
             raise FileNotFoundError(f"--config {config}: no such file")
         return Path(config)
     ckpt = Path(ckpt)
-    candidates = [ckpt.parent.parent / CONFIG_NAME, ckpt.parent / CONFIG_NAME]
+    candidates = [ckpt.parent.parent / RUN_CONFIG, ckpt.parent / RUN_CONFIG]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(
         f"{ckpt}: no run config at {' or '.join(map(str, candidates))}; the checkpoint alone "
-        f"lacks the network config: pass --config RUN_DIR/{CONFIG_NAME}"
+        f"lacks the network config: pass --config RUN_DIR/{RUN_CONFIG}"
     )
 
 
@@ -144,7 +141,7 @@ def training_summary(
 
     Raises:
         FileNotFoundError: If the cohort root does not exist.
-        fdopa.data.cohort.CohortError: If the cohort is invalid.
+        fdopa.layout.CohortError: If the cohort is invalid.
     """
     root = Path(data_root if data_root is not None else data["root"])
     if not root.is_dir():
@@ -174,7 +171,7 @@ def training_summary(
         shapes.append(canonical_shape(image))
         labels = nib.load(subject.labels)
         voxel_ml = float(np.prod(voxel_sizes(labels.affine))) / 1000.0
-        tumour_ml.append(int(np.count_nonzero(np.asarray(labels.dataobj) == 3)) * voxel_ml)
+        tumour_ml.append(int(np.count_nonzero(np.asarray(labels.dataobj) == TUMOUR)) * voxel_ml)
     spacing = np.median(np.asarray(zooms), axis=0)
     if not np.allclose(zooms, spacing, rtol=SPACING_RTOL, atol=0.0):
         log.warning("training spacings differ (%s); the bundle uses the median", sorted(set(zooms)))

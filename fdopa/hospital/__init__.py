@@ -7,5 +7,6 @@
 * :mod:`fdopa.hospital.masks` — tumour masks from NIfTI, DICOM SEG or RTSTRUCT;
 * :mod:`fdopa.hospital.labels` — the four-class label map from a tumour mask by atlas
   registration (``fdopa labels``);
-* :mod:`fdopa.hospital.qc` — QC pictures; :mod:`fdopa.hospital.cli` — the two sub-commands.
+* :mod:`fdopa.hospital.qc` — QC pictures (the sub-commands: :mod:`fdopa.cli.dicom_import`,
+  :mod:`fdopa.cli.labels`).
 """

@@ -50,7 +50,6 @@ import pandas as pd
 import SimpleITK as sitk
 
 from fdopa import __version__
-from fdopa.data.layout import REGISTRATION_DIR, SubjectPaths
 from fdopa.data.synthetic.cohort import _write_nifti as write_nifti
 from fdopa.data.synthetic.imaging import window_mean
 from fdopa.data.synthetic.tracer import Framing, decay_correction_factors
@@ -73,6 +72,13 @@ from fdopa.hospital.suv import (
 )
 from fdopa.kinetics.io import AFFINE_TOL_MM
 from fdopa.kinetics.validation import InputError
+from fdopa.layout import (
+    PARTICIPANT_ID,
+    PARTICIPANTS,
+    REGISTRATION_DIR,
+    SubjectPaths,
+    read_participants,
+)
 from fdopa.outputs import is_artefact, staged_dir, write_text_atomic
 
 __all__ = [
@@ -85,7 +91,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_ID = re.compile(r"^sub-[A-Za-z0-9]+$")
 _FLAIR = re.compile(r"FLAIR|DARK[ _-]?FLUID|\bT2[ _-]?IR\b", re.IGNORECASE)
 
 
@@ -195,7 +200,7 @@ def read_mapping(path: Path) -> pd.DataFrame:
     table["participant_id"] = [
         p if p.startswith("sub-") else f"sub-{p}" for p in table["participant_id"]
     ]
-    bad = [p for p in table["participant_id"] if not _ID.match(p)]
+    bad = [p for p in table["participant_id"] if not PARTICIPANT_ID.match(p)]
     if bad:
         raise InputError(path, "participant_id", f"{bad[0]!r} is not sub-<letters and digits>")
     keys = [c for c in ("PatientID", "StudyInstanceUID", "StudyDate") if c in table.columns]
@@ -663,9 +668,9 @@ def _import_one(
 
 def _write_participants(root: Path, rows: list[dict[str, Any]]) -> None:
     table = pd.DataFrame(rows)
-    path = root / "participants.tsv"
+    path = root / PARTICIPANTS
     if path.is_file():
-        old = pd.read_csv(path, sep="\t", dtype={"participant_id": str})
+        old = read_participants(root)
         old = old[~old["participant_id"].isin(table["participant_id"])]
         table = pd.concat([old, table], ignore_index=True)
     table = table.sort_values("participant_id").reset_index(drop=True)

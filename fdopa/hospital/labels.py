@@ -34,17 +34,25 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from nibabel.affines import voxel_sizes
 from scipy import ndimage
 
-from fdopa.data.layout import LABELS_DIR, TUMOUR_DIR, SubjectPaths
 from fdopa.data.synthetic.anatomy import load_anatomy
 from fdopa.data.synthetic.cohort import _write_nifti as write_nifti
 from fdopa.data.synthetic.geometry import block_mean
 from fdopa.hospital.masks import read_tumour_mask
 from fdopa.hospital.qc import labels_png
-from fdopa.hospital.registration import from_sitk, mi_method, ras_matrix, to_sitk
+from fdopa.hospital.registration import (
+    from_sitk,
+    mi_method,
+    normalised_intensity,
+    ras_matrix,
+    to_sitk,
+)
 from fdopa.kinetics.io import check_same_grid, read_nifti
 from fdopa.kinetics.validation import check_volume, finite_array
+from fdopa.labels import TUMOUR
+from fdopa.layout import LABELS_DIR, TUMOUR_DIR, SubjectPaths
 from fdopa.outputs import check_output_file, staged_files
 
 __all__ = [
@@ -135,9 +143,7 @@ def register_atlas(
     """
     anatomy = load_anatomy()
     fixed = to_sitk(guide / (np.percentile(guide[keep & (guide > 0)], 99.5) or 1.0), affine)
-    moving = to_sitk(
-        template / (np.percentile(template[template > 0], 99.5) or 1.0), anatomy.affine
-    )
+    moving = to_sitk(normalised_intensity(template), anatomy.affine)
     mask = sitk.Cast(to_sitk(keep.astype(np.float32), affine), sitk.sitkUInt8)
     initial = sitk.CenteredTransformInitializer(
         fixed, moving, sitk.AffineTransform(3), sitk.CenteredTransformInitializerFilter.MOMENTS
@@ -180,7 +186,7 @@ def _fine_grid(
     shape: tuple[int, ...], affine: np.ndarray
 ) -> tuple[tuple[int, int, int], tuple[int, ...], np.ndarray]:
     """Supersampling factors (≈ 1 mm voxels), the fine shape and its affine."""
-    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    zooms = voxel_sizes(affine)
     factors = [max(1, round(float(z))) for z in zooms]
     while np.prod([n * f for n, f in zip(shape[:3], factors, strict=True)]) > _MAX_FINE_VOXELS:
         factors = [max(1, f - 1) for f in factors]
@@ -242,7 +248,7 @@ def derive_labels(
     begin = time.perf_counter()
     guide_name = "flair" if flair is not None else "pet"
     guide = np.nan_to_num(np.asarray(flair if flair is not None else pet, np.float32))
-    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    zooms = voxel_sizes(affine)
     margin = np.ceil(TUMOUR_MARGIN_MM / zooms).astype(int)
     structure = np.ones(tuple(2 * m + 1 for m in margin), bool)
     keep = (
@@ -253,9 +259,10 @@ def derive_labels(
     )
     fractions = _fractions(transform, pet.shape, affine)
     tissue, striatum = fractions[..., 0], fractions[..., 1]
+    # Rows in label order: background, brain, striatum.
     classes = np.stack([1.0 - tissue, np.clip(tissue - striatum, 0.0, 1.0), striatum])
     labels = np.argmax(classes, axis=0).astype(np.uint8)
-    labels[tumour] = 3
+    labels[tumour] = TUMOUR
     return LabelResult(labels, guide_name, metrics, time.perf_counter() - begin)
 
 

@@ -15,11 +15,11 @@ import nibabel as nib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from nibabel.affines import voxel_sizes
 from scipy import ndimage
 
 from fdopa.export.qc import slice_centre
-from fdopa.export.resample import voxel_sizes
-from fdopa.models.overlay import LABEL_COLOURS
+from fdopa.labels import label_rgb
 
 __all__ = ["edges_png", "labels_png"]
 
@@ -138,7 +138,7 @@ def labels_png(
     top = float(np.percentile(pet_c[labels_c > 0], 99.5)) if (labels_c > 0).any() else 1.0
 
     def paint(base: np.ndarray, label: np.ndarray) -> np.ndarray:
-        colours = LABEL_COLOURS[np.clip(label, 0, len(LABEL_COLOURS) - 1)] / 255.0
+        colours = label_rgb(label)
         return np.where((label > 0)[..., None], (1 - alpha) * base + alpha * colours, base)
 
     return _draw(path, (pet_c, labels_c, zooms), slice_centre(labels_c), top, paint, title)

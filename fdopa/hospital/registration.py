@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
+from nibabel.affines import voxel_sizes
 
 from fdopa.hospital.dicom import LPS_TO_RAS
 
@@ -21,6 +22,7 @@ __all__ = [
     "RigidResult",
     "from_sitk",
     "mi_method",
+    "normalised_intensity",
     "ras_matrix",
     "register_rigid",
     "resample",
@@ -31,7 +33,7 @@ __all__ = [
 def to_sitk(array: np.ndarray, affine: np.ndarray, pixel: int = sitk.sitkFloat32) -> sitk.Image:
     """A 3-D (or 4-D, components last) array on a RAS grid as an ITK image at the same place."""
     lps = LPS_TO_RAS @ np.asarray(affine, float)
-    spacing = np.sqrt((lps[:3, :3] ** 2).sum(axis=0))
+    spacing = voxel_sizes(lps)
     vector = array.ndim == 4
     axes = (2, 1, 0, 3) if vector else (2, 1, 0)
     image = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(array, axes)), isVector=vector)
@@ -142,7 +144,7 @@ def mi_method(
     return method
 
 
-def _normalised(array: np.ndarray) -> np.ndarray:
+def normalised_intensity(array: np.ndarray) -> np.ndarray:
     """Intensities scaled to their 99.5th percentile (robust to hot spots), clipped at 0."""
     array = np.nan_to_num(np.asarray(array, np.float32))
     top = float(np.percentile(array[array > 0], 99.5)) if (array > 0).any() else 1.0
@@ -174,8 +176,8 @@ def register_rigid(
         The :class:`RigidResult`.
     """
     begin = time.perf_counter()
-    fixed_image = to_sitk(_normalised(fixed), fixed_affine)
-    moving_image = to_sitk(_normalised(moving), moving_affine)
+    fixed_image = to_sitk(normalised_intensity(fixed), fixed_affine)
+    moving_image = to_sitk(normalised_intensity(moving), moving_affine)
     initial = sitk.CenteredTransformInitializer(
         fixed_image,
         moving_image,

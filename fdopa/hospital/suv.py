@@ -51,6 +51,7 @@ __all__ = [
     "frame_suv",
     "read_injection",
     "split_frames",
+    "suv_per_bqml",
 ]
 
 PHILIPS_CREATOR = "Philips PET Private Group"
@@ -127,6 +128,16 @@ class SuvVolume:
     start_s: float
     duration_s: float
     route: str
+
+
+def suv_per_bqml(weight_kg: float, dose_bq: float) -> float:
+    """SUVbw of 1 Bq/mL decay-corrected to the injection: weight (g) / dose (Bq).
+
+    Examples:
+        >>> round(suv_per_bqml(70.0, 185e6) * 5000.0, 4)  # 5 kBq/mL, 70 kg, 185 MBq
+        1.8919
+    """
+    return weight_kg * 1000.0 / dose_bq
 
 
 def _positive(value: Any, label: str, keyword: str, unit: str) -> float:
@@ -439,11 +450,8 @@ def frame_suv(frame: PetFrame, injection: Injection, earliest: datetime) -> SuvV
             "Units",
             f"{units or 'missing'}; fdopa reads BQML (or CNTS with a Philips scale factor)",
         )
-    header_scale = (
-        _decay_to_injection(frame, injection, start_s, earliest)
-        * injection.weight_kg
-        * 1000.0
-        / injection.dose_bq
+    header_scale = _decay_to_injection(frame, injection, start_s, earliest) * suv_per_bqml(
+        injection.weight_kg, injection.dose_bq
     )
     per_slice = to_bqml * header_scale
     if suv_scale is not None:

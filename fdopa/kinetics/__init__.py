@@ -11,7 +11,7 @@ from fdopa.kinetics.io import PetInputs, load_inputs
 from fdopa.kinetics.names import DYNAMIC_KEYS, EXTRA_KEYS, INDEX_KEYS, TAC_REGIONS
 from fdopa.kinetics.presets import PRESETS, Preset, get_preset, parse_overrides
 from fdopa.kinetics.reference import reference_indices, sphere_kernel, suv_peak
-from fdopa.kinetics.reference_regions import Regions, derive_regions, voxel_zooms
+from fdopa.kinetics.reference_regions import Regions, derive_regions
 from fdopa.kinetics.result import CSV_COLUMNS, IndexResult, TacTable
 from fdopa.kinetics.validation import InputError, validate_inputs
 
@@ -39,5 +39,4 @@ __all__ = [
     "sphere_kernel",
     "suv_peak",
     "validate_inputs",
-    "voxel_zooms",
 ]

@@ -6,7 +6,6 @@ the others. Subjects run in parallel worker processes (joblib) when ``n_jobs`` â
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -15,11 +14,11 @@ from typing import Any
 
 from joblib import Parallel, delayed
 
-from fdopa.data.layout import LABELS_DIR, SubjectPaths
 from fdopa.kinetics.compute import indices_from_files
 from fdopa.kinetics.presets import Preset
 from fdopa.kinetics.result import CSV_COLUMNS, IndexResult
 from fdopa.kinetics.validation import InputError
+from fdopa.layout import LABELS_DIR, PARTICIPANTS, SubjectPaths, read_participants
 
 __all__ = [
     "COHORT_COLUMNS",
@@ -72,16 +71,13 @@ def cohort_participants(root: str | Path) -> list[str]:
         Sorted participant labels.
 
     Raises:
+        CohortError: If ``participants.tsv`` breaks a rule of
+            :func:`fdopa.layout.read_participants`.
         InputError: If the root lists no participant.
     """
     root = Path(root)
-    table = root / "participants.tsv"
-    if table.is_file():
-        with table.open(newline="") as handle:
-            rows = list(csv.DictReader(handle, delimiter="\t"))
-        if rows and "participant_id" not in rows[0]:
-            raise InputError(table, "participant_id", "column missing")
-        ids = [row["participant_id"] for row in rows]
+    if (root / PARTICIPANTS).is_file():
+        ids = read_participants(root)["participant_id"].tolist()
     else:
         ids = [path.name for path in root.glob("sub-*") if path.is_dir()]
     if not ids:

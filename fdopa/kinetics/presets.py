@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from fdopa.labels import BRAIN, FOREGROUND, STRIATUM, TUMOUR
+
 __all__ = ["PRESETS", "Preset", "get_preset", "parse_overrides"]
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -84,9 +86,9 @@ class Preset:
     """
 
     name: str = "guideline"
-    brain_label: int = 1
-    striatum_labels: tuple[int, ...] = (2,)
-    tumour_label: int = 3
+    brain_label: int = BRAIN
+    striatum_labels: tuple[int, ...] = (STRIATUM,)
+    tumour_label: int = TUMOUR
     midline_mm: float = 5.0
     reference_start: Literal["slab", "hemisphere", "both_hemispheres"] = "slab"
     slab_mm: float = 15.0
@@ -140,12 +142,12 @@ class Preset:
         labels = [self.brain_label, self.tumour_label, *striatum]
         if (
             not striatum
-            or any(v not in (1, 2, 3) for v in labels)
+            or any(v not in FOREGROUND.values() for v in labels)
             or len(set(labels)) != len(labels)
         ):
             raise ValueError(
                 f"preset {self.name!r}: brain_label, striatum_labels and tumour_label must be "
-                f"distinct values in {{1, 2, 3}}, got {labels}"
+                f"distinct values in {sorted(FOREGROUND.values())}, got {labels}"
             )
 
     def as_dict(self) -> dict[str, Any]:

@@ -13,12 +13,13 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from nibabel.affines import voxel_sizes
 from scipy import ndimage
 
 from fdopa.kinetics.presets import Preset
 from fdopa.kinetics.validation import validate_inputs
 
-__all__ = ["Regions", "derive_regions", "validate_inputs", "voxel_zooms"]
+__all__ = ["Regions", "derive_regions", "validate_inputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,20 +57,6 @@ class Regions:
     def ml(self, mask: np.ndarray) -> float:
         """Return the volume of a mask in mL (voxels × prod(zooms) / 1000)."""
         return float(np.count_nonzero(mask)) * self.voxel_ml
-
-
-def voxel_zooms(affine: np.ndarray) -> np.ndarray:
-    """Return voxel sizes (mm) as the column norms of the affine's 3×3 part.
-
-    For a consistent NIfTI header these equal ``header.get_zooms()[:3]``.
-
-    Args:
-        affine: 4×4 voxel-to-world (RAS mm) matrix.
-
-    Returns:
-        Array of three positive voxel sizes.
-    """
-    return np.sqrt((np.asarray(affine, dtype=float)[:3, :3] ** 2).sum(axis=0))
 
 
 def _world_coordinate(affine: np.ndarray, shape: tuple[int, ...], axis: int) -> np.ndarray:
@@ -119,7 +106,7 @@ def derive_regions(labels: np.ndarray, affine: np.ndarray, preset: Preset) -> Re
         The derived :class:`Regions`.
     """
     affine = np.asarray(affine, dtype=float)
-    zooms = voxel_zooms(affine)
+    zooms = voxel_sizes(affine)
     voxel_ml = float(np.prod(zooms)) / 1000.0
     tumour = labels == preset.tumour_label
     striatum_all = np.isin(labels, preset.striatum_labels)

@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from nibabel.affines import voxel_sizes
 from scipy import ndimage
 
 from fdopa.kinetics.presets import Preset
@@ -143,7 +144,7 @@ def derive_region_set(labels: np.ndarray, affine: np.ndarray, preset: Preset) ->
         The :class:`RegionSet`.
     """
     affine = np.asarray(affine, dtype=float)
-    zooms = np.linalg.norm(affine[:3, :3], axis=0)
+    zooms = voxel_sizes(affine)
     zooms_mm = (float(zooms[0]), float(zooms[1]), float(zooms[2]))
     voxel_ml = float(np.prod(zooms)) / 1000.0
     box = bounding_box(labels != 0)

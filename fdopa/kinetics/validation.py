@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from fdopa.labels import LABEL_VALUES
+
 __all__ = [
     "FRAME_TOL_S",
-    "LABEL_VALUES",
     "InputError",
     "check_analysable",
     "check_frame_timing",
@@ -24,9 +25,6 @@ __all__ = [
     "finite_array",
     "validate_inputs",
 ]
-
-LABEL_VALUES: tuple[int, ...] = (0, 1, 2, 3)
-"""Label values of the label map: background, brain, striatum, tumour."""
 
 FRAME_TOL_S = 1e-3
 """Tolerance (s) of the frame-overlap check."""

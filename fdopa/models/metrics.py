@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from monai.metrics import compute_hausdorff_distance
+from nibabel.affines import voxel_sizes
 from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.segmentation import DiceScore
@@ -27,8 +28,8 @@ from torchmetrics.utilities.data import dim_zero_cat
 
 
 def voxel_spacing(affine: Tensor) -> tuple[float, ...]:
-    """Voxel sizes in mm from a ``(4, 4)`` affine (norms of its first three columns)."""
-    return tuple(float(v) for v in torch.linalg.norm(affine[:3, :3].double(), dim=0))
+    """Voxel sizes in mm from a ``(4, 4)`` affine tensor (:func:`nibabel.affines.voxel_sizes`)."""
+    return tuple(float(v) for v in voxel_sizes(affine.detach().double().cpu().numpy()))
 
 
 class HausdorffDistance95(Metric):
@@ -41,12 +42,15 @@ class HausdorffDistance95(Metric):
         kwargs: Passed to ``torchmetrics.Metric``.
 
     Examples:
-        >>> metric = HausdorffDistance95(num_classes=2)
+        >>> metric = HausdorffDistance95(num_classes=3)
         >>> target = torch.zeros(1, 8, 8, 8, dtype=torch.long)
-        >>> target[0, 2:5, 2:5, 2:5] = 1
-        >>> metric.update(target, target, spacing=(2.0, 2.0, 2.0))
-        >>> metric.compute()
-        tensor([0.])
+        >>> target[0, 1:4, 1:4, 1:4] = 1
+        >>> target[0, 5:8, 5:8, 5:8] = 2
+        >>> preds = target.clone()
+        >>> preds[0, 4, 1:4, 1:4] = 1  # class 1 one 2 mm voxel too thick along x
+        >>> metric.update(preds, target, spacing=(2.0, 2.0, 2.0))
+        >>> metric.compute()  # mm, per class (1, 2)
+        tensor([2., 0.])
     """
 
     full_state_update = False

@@ -28,6 +28,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 from torch import Tensor, nn
 
+from fdopa.labels import LABEL_NAMES, NUM_LABELS
 from fdopa.models.inference import OverlapMode, predict_volume
 from fdopa.models.metrics import segmentation_metrics, voxel_spacing
 from fdopa.models.overlay import overlay_panels
@@ -76,8 +77,8 @@ class SegmentationModule(L.LightningModule):
         optimizer: functools.partial,
         scheduler: functools.partial | None = None,
         encoder_lr_factor: float = 1.0,
-        num_classes: int = 4,
-        class_names: Sequence[str] = ("background", "brain", "striatum", "tumour"),
+        num_classes: int = NUM_LABELS,
+        class_names: Sequence[str] = LABEL_NAMES,
         sw_patch_size: Sequence[int] = (32, 32, 32),
         sw_overlap: float = 0.5,
         sw_batch_size: int = 4,

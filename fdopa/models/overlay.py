@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-# RGB per label value 0–3 (background unused).
-LABEL_COLOURS = np.array(
-    [[0, 0, 0], [70, 110, 220], [40, 200, 70], [235, 40, 40]],
-    dtype=np.float32,
-)
+from fdopa.labels import TUMOUR, label_rgb
 
 
-def tumour_slice(label: np.ndarray, tumour: int = 3) -> int:
+def tumour_slice(label: np.ndarray, tumour: int = TUMOUR) -> int:
     """Axial (last-axis) slice with the most tumour voxels; the middle slice without tumour."""
     counts = (label == tumour).sum(axis=(0, 1))
     return int(counts.argmax()) if counts.any() else label.shape[-1] // 2
@@ -46,7 +42,7 @@ def overlay_panels(
     grey = np.clip(pet_slice / top, 0.0, 1.0)[..., None] * 255.0 * np.ones(3, dtype=np.float32)
 
     def blend(labels: np.ndarray) -> np.ndarray:
-        colours = LABEL_COLOURS[np.clip(labels[:, :, z], 0, len(LABEL_COLOURS) - 1)]
+        colours = 255.0 * label_rgb(labels[:, :, z])
         mask = (labels[:, :, z] > 0)[..., None]
         return np.where(mask, (1 - alpha) * grey + alpha * colours, grey)
 

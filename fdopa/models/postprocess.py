@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from fdopa.labels import BRAIN, TUMOUR
+
 __all__ = ["PostProcess", "postprocess_labels"]
 
-BRAIN, TUMOUR = 1, 3
 _FULL = np.ones((3, 3, 3), dtype=bool)
 
 

@@ -12,7 +12,8 @@ import pytest
 from data_helpers import rewrite_nifti
 
 from fdopa.data.cohort import CohortError, canonical_shape, load_cohort
-from fdopa.data.layout import SubjectPaths
+from fdopa.kinetics.cohort import cohort_participants
+from fdopa.layout import SubjectPaths
 
 PID = "sub-pd003"
 
@@ -73,6 +74,13 @@ def _repeat_row(root: Path) -> None:
     pd.concat([table, table.iloc[[2]]]).to_csv(path, sep="\t", index=False)
 
 
+def _unprefixed_id(root: Path) -> None:
+    path = root / "participants.tsv"
+    table = pd.read_csv(path, sep="\t")
+    table.loc[2, "participant_id"] = PID.removeprefix("sub-")
+    table.to_csv(path, sep="\t", index=False)
+
+
 def _label_five(root: Path) -> None:
     path = SubjectPaths(root, PID).labels
     data = np.asarray(nib.load(path).dataobj).copy()
@@ -102,6 +110,7 @@ BROKEN = {
         lambda r: (r / "participants.tsv").unlink(), {}, ["participants.tsv", "missing"]),
     "no column": (_drop_column, {"required_columns": ("grade",)}, ["participants.tsv", "grade"]),
     "repeated id": (_repeat_row, {}, ["participants.tsv", "participant_id", PID]),
+    "id without sub-": (_unprefixed_id, {}, ["participants.tsv", "participant_id", "'pd003'"]),
     "no static PET": (
         lambda r: SubjectPaths(r, PID).static_pet.unlink(), {},
         [f"{PID}_desc-static_pet.nii.gz", "static PET"]),
@@ -128,6 +137,13 @@ def test_validation_error_names_file_and_field(cohort_copy, case):
         load_cohort(cohort_copy, **kwargs)
     for text in expected:
         assert text in str(error.value)
+
+
+@pytest.mark.parametrize("breaker", [_repeat_row, _unprefixed_id])
+def test_indices_read_participants_by_the_same_rules(cohort_copy, breaker):
+    breaker(cohort_copy)
+    with pytest.raises(CohortError, match=r"participants\.tsv: participant_id"):
+        cohort_participants(cohort_copy)
 
 
 def test_every_problem_reported_at_once(cohort_copy):

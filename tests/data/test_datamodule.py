@@ -20,8 +20,9 @@ from torch.utils.data import DistributedSampler
 
 import fdopa.data.datamodule as datamodule_module
 from fdopa.data.cohort import CohortError
-from fdopa.data.datamodule import CLASS_NAMES, FdopaDataModule
-from fdopa.data.layout import SubjectPaths
+from fdopa.data.datamodule import FdopaDataModule
+from fdopa.labels import LABEL_NAMES
+from fdopa.layout import SubjectPaths
 
 DATA_CONF = Path(__file__).resolve().parents[2] / "conf" / "data"
 PATCH = (16, 16, 16)
@@ -49,7 +50,7 @@ def test_train_batch_contract(paediatric_cohort, tmp_path):
     assert set(batch["label"].unique().tolist()) <= {0, 1, 2, 3}
     train_ids = {s.participant_id for s in module.train_subjects}
     assert isinstance(batch["participant_id"], list) and set(batch["participant_id"]) <= train_ids
-    assert module.num_channels == 2 and module.class_names == CLASS_NAMES
+    assert module.num_channels == 2 and module.class_names == LABEL_NAMES
 
     splits = pd.read_csv(tmp_path / "splits.csv")
     assert set(splits.loc[splits["split"] == "train", "participant_id"]) == train_ids

@@ -21,7 +21,6 @@ import pytest
 
 import fdopa.data.synthetic.cohort as cohort_module
 from fdopa.cli import main
-from fdopa.data.layout import SubjectPaths
 from fdopa.data.synthetic import SynthConfig, generate_cohort
 from fdopa.data.synthetic.outcomes import draw_age
 from fdopa.data.synthetic.subject import SyntheticSubject, build_subject
@@ -32,6 +31,7 @@ from fdopa.data.synthetic.tracer import (
     static_window_mean,
 )
 from fdopa.kinetics import PRESETS, reference_indices
+from fdopa.layout import SubjectPaths
 
 COHORT_FIXTURES = ("paediatric_cohort", "adult_cohort")
 CONFIG_OF = {"paediatric_cohort": "paediatric_config", "adult_cohort": "adult_config"}

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torchio as tio
+from helpers import compose_train
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from scipy import stats
 
 from fdopa.data.transforms import (
@@ -21,7 +20,6 @@ from fdopa.data.transforms import (
     pet_normalisation,
 )
 
-AUGMENT_DIR = Path(__file__).resolve().parents[2] / "conf" / "augment"
 AFFINE = np.diag([20.0, 20.0, 20.0, 1.0])  # a 240 x 200 x 160 mm head-sized field of view
 
 
@@ -190,7 +188,7 @@ def test_invalid_preprocessing(call, match):
 
 @pytest.mark.parametrize("name", ["none", "default", "strong"])
 def test_augment_configs_instantiate_to_transforms(name):
-    transform = instantiate(OmegaConf.load(AUGMENT_DIR / f"{name}.yaml"))
+    transform = instantiate(compose_train([f"augment={name}"]).augment)
     assert isinstance(transform, tio.Transform)
     original = subject()
     torch.manual_seed(0)
@@ -213,3 +211,22 @@ def test_augment_configs_instantiate_to_transforms(name):
         } <= names
         flips = [t for t in transform.transforms if isinstance(t, tio.RandomFlip)]
         assert flips[0].axes == ("LR",)
+
+
+def test_strong_augmentation_is_default_with_stronger_settings():
+    default, strong = (compose_train([f"augment={n}"]).augment for n in ("default", "strong"))
+    # The same steps in the same order, from default.yaml's one list ...
+    assert list(strong.transforms) == list(default.transforms)
+    assert len(default.transforms) == 8
+    # ... each at a probability at least as high, and the affine, elastic and noise ranges wider.
+    for name, step in default.transforms.items():
+        assert strong.transforms[name]._target_ == step._target_, name
+        assert strong.transforms[name].get("p", 1) >= step.get("p", 1), name
+    assert strong.transforms.affine.degrees > default.transforms.affine.degrees
+    assert strong.transforms.elastic.max_displacement > default.transforms.elastic.max_displacement
+    assert strong.transforms.noise.std[1] > default.transforms.noise.std[1]
+    # Named steps can be tuned or dropped from the command line.
+    tuned = compose_train(["augment.transforms.noise.p=0.9", "~augment.transforms.elastic"])
+    composed = instantiate(tuned.augment)
+    assert [type(t).__name__ for t in composed.transforms][:2] == ["RandomAffine", "RandomFlip"]
+    assert composed.transforms[-1].probability == 0.9

@@ -16,10 +16,10 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 
-from fdopa.data.layout import SubjectPaths
-from fdopa.evaluation.callback import ClinicalEvaluation, load_canonical_dynamic
-from fdopa.evaluation.names import DEFAULT_INDICES, PREFIX, SCORE_KEY
+from fdopa.evaluation.names import DEFAULT_INDICES
 from fdopa.kinetics import indices_from_files
+from fdopa.layout import SubjectPaths
+from fdopa.models.callbacks import PREFIX, SCORE_KEY, ClinicalEvaluation, load_canonical_dynamic
 from fdopa.pipeline import build
 
 SUBJECTS = {f"sub-{i}": phantom(*args) for i, args in enumerate([(0.9, 3), (1.0, 4), (1.2, 5)])}

@@ -12,9 +12,9 @@ import pytest
 
 import fdopa.export.outputs as outputs
 from fdopa.cli import main
-from fdopa.data.layout import SubjectPaths
 from fdopa.kinetics import INDEX_KEYS
 from fdopa.kinetics.io import load_inputs
+from fdopa.layout import SubjectPaths
 from fdopa.outputs import PREDICTIONS_MARKER
 
 
@@ -64,7 +64,7 @@ def test_predict_one_dynamic_scan_writes_the_named_outputs(paediatric_cohort, ti
 
 def _bad_units(pet_sidecar):
     sidecar = json.loads(pet_sidecar.read_text())
-    pet_sidecar.write_text(json.dumps({**sidecar, "Units": "Bq/mL"}))
+    pet_sidecar.write_text(json.dumps({**sidecar, "Units": "CNTS"}))
 
 
 def test_predict_refuses_bad_input_and_a_tampered_bundle_writing_nothing(
@@ -80,7 +80,7 @@ def test_predict_refuses_bad_input_and_a_tampered_bundle_writing_nothing(
         main(["predict", "--bundle", bundle, "--pet", str(paths.static_pet), "--out", str(out)])
         == 2
     )
-    assert "Units: 'Bq/mL' contradicts" in capsys.readouterr().err
+    assert "Units: 'CNTS' contradicts" in capsys.readouterr().err
 
     tampered = shutil.copytree(bundle, tmp_path / "tampered")
     (tampered / "config.json").write_text((tampered / "config.json").read_text() + " ")

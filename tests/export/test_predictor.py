@@ -10,15 +10,15 @@ import pytest
 from export_helpers import TINY_TUMOUR_RANGE, dice
 from nibabel.processing import resample_from_to
 
-from fdopa.data.layout import SubjectPaths
 from fdopa.export.predictor import Predictor, tumour_dice
 from fdopa.kinetics import InputError, compute_indices
 from fdopa.kinetics.io import load_inputs
+from fdopa.layout import SubjectPaths
 
 
 @pytest.fixture(scope="module")
 def trained_predictor(trained):
-    return Predictor.from_bundle(trained.bundle)
+    return Predictor.from_bundle(trained.bundle, crop=False)  # the whole volume, as validation
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +145,8 @@ def _bad_case(name, tmp_path, image):
     sidecar, pet, kwargs = dict(SIDECAR), data, {}
     if name == "bq_per_ml":
         sidecar["Units"] = "Bq/mL"
+    elif name == "counts":
+        sidecar["Units"] = "CNTS"
     elif name == "mr":
         sidecar["Modality"] = "MR"
     elif name == "fdg":
@@ -165,7 +167,8 @@ def _bad_case(name, tmp_path, image):
 @pytest.mark.parametrize(
     ("name", "field", "problem"),
     [
-        ("bq_per_ml", "Units", "'Bq/mL' contradicts the model's input units g/mL"),
+        ("bq_per_ml", "InjectedRadioactivity", "missing; needed to convert Bq/mL to SUV"),
+        ("counts", "Units", "'CNTS' contradicts the model's input units g/mL"),
         ("mr", "Modality", "'MR', but the model reads PT"),
         ("fdg", "TracerName", "'[18F]FDG', but the model is for FDOPA"),
         ("no_units", "Units", "missing; the model needs g/mL"),

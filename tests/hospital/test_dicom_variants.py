@@ -21,8 +21,8 @@ import pytest
 from dicom_writer import FAMILIES, Patient, write_pet
 
 from fdopa.cli import main
-from fdopa.data.layout import SubjectPaths
 from fdopa.hospital.importer import ImportOptions, import_dicom, pseudonym
+from fdopa.layout import SubjectPaths
 
 KEY = "variants"
 SERIES = 'series 2 "PET Brain static"'

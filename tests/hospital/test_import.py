@@ -11,8 +11,8 @@ import pytest
 import SimpleITK as sitk
 
 from fdopa.data.cohort import load_cohort
-from fdopa.data.layout import SubjectPaths
 from fdopa.kinetics import compute_indices
+from fdopa.layout import SubjectPaths
 
 FAMILIES = ("siemens", "ge", "philips")
 RATIOS = ("tsr", "tbr_max", "tbr_mean")

@@ -11,11 +11,11 @@ import SimpleITK as sitk
 from dicom_writer import upsample_in_plane
 
 from fdopa.cli import main
-from fdopa.data.layout import SubjectPaths
 from fdopa.hospital.labels import derive_labels
 from fdopa.hospital.masks import read_tumour_mask
 from fdopa.hospital.registration import ras_matrix
 from fdopa.kinetics import compute_indices
+from fdopa.layout import SubjectPaths
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:

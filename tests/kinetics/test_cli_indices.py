@@ -10,9 +10,9 @@ import pytest
 from scans import scan, write
 
 from fdopa.cli import main
-from fdopa.data.layout import SubjectPaths
 from fdopa.kinetics import get_preset, indices_from_files
 from fdopa.kinetics.cohort import COHORT_COLUMNS
+from fdopa.layout import SubjectPaths
 
 
 def test_one_scan_writes_json(tmp_path, capsys):

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from fdopa.data.layout import SubjectPaths
 from fdopa.kinetics import (
     EXTRA_KEYS,
     INDEX_KEYS,
@@ -19,6 +18,7 @@ from fdopa.kinetics import (
     load_inputs,
     reference_indices,
 )
+from fdopa.layout import SubjectPaths
 
 
 def assert_same(fast, reference, rel=1e-9):

@@ -92,7 +92,22 @@ def test_parse_overrides_errors(pairs, match):
         parse_overrides(pairs)
 
 
-def test_kinetics_imports_no_torch():
-    code = "import sys, fdopa.kinetics.cohort; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+LIGHT_IMPORT = """
+import importlib, pkgutil, sys
+package = importlib.import_module(sys.argv[1])
+for info in pkgutil.walk_packages(getattr(package, "__path__", []), package.__name__ + "."):
+    importlib.import_module(info.name)
+heavy = ("torch", "lightning", "fdopa.data")
+print(sorted(n for n in sys.modules if any(n == h or n.startswith(h + ".") for h in heavy)))
+"""
+
+
+@pytest.mark.parametrize(
+    "package", ["fdopa.kinetics", "fdopa.evaluation", "fdopa.labels", "fdopa.layout"]
+)
+def test_light_packages_import_neither_torch_nor_data(package):
+    """Every module of the package (imported one by one) loads no torch and no fdopa.data."""
+    out = subprocess.run(
+        [sys.executable, "-c", LIGHT_IMPORT, package], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"

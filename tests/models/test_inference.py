@@ -3,7 +3,7 @@ import torch
 from model_helpers import tiny_unet
 from monai.inferers import sliding_window_inference
 
-from fdopa.models.inference import patch_overlap, predict_volume
+from fdopa.models.inference import blending_window, patch_overlap, predict_volume
 
 MONAI_MODE = {"hann": "gaussian", "average": "constant"}
 
@@ -57,3 +57,28 @@ def test_bad_arguments_are_rejected(kwargs, match):
     arguments = {"patch_size": (32, 32, 32), **kwargs}
     with pytest.raises(ValueError, match=match):
         predict_volume(torch.nn.Conv3d(1, 2, 1), torch.randn(1, 40, 40, 40), **arguments)
+
+
+@pytest.mark.parametrize("overlap", [0.5, 0.25])
+def test_gaussian_blending_of_a_unet_matches_monai_sliding_window(overlap):
+    # A real network (not voxel-wise): every patch position and weight must agree with MONAI.
+    net = tiny_unet().eval()
+    image = torch.randn(1, 70, 45, 29, generator=torch.Generator().manual_seed(1))
+    ours = predict_volume(net, image, (32, 32, 32), overlap, batch_size=3, overlap_mode="gaussian")
+    with torch.no_grad():
+        monai = sliding_window_inference(
+            image[None], (32, 32, 32), 3, net, overlap=overlap, mode="gaussian"
+        )[0]
+    torch.testing.assert_close(ours, monai, rtol=0, atol=1e-5)
+    assert not torch.equal(
+        predict_volume(net, image, (32, 32, 32), overlap, overlap_mode="average"), ours
+    )  # the blending window matters for this network
+
+
+def test_hann_window_equals_torchio_aggregator():
+    pytest.importorskip("torchio")
+    from torchio.data.inference.aggregator import GridAggregator
+
+    torch.testing.assert_close(
+        blending_window((32, 16, 8), "hann"), GridAggregator._get_hann_window((32, 16, 8)).float()
+    )

@@ -21,10 +21,11 @@ from joblib import Parallel, delayed
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fdopa import __version__
-from fdopa.data.layout import SubjectPaths
 from fdopa.data.synthetic.config import SynthConfig
+from fdopa.data.synthetic.scanner import UNITS
 from fdopa.data.synthetic.subject import SyntheticSubject, build_subject
 from fdopa.data.synthetic.tracer import Framing
+from fdopa.layout import PARTICIPANTS, SubjectPaths
 from fdopa.outputs import staged_dir
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,10 @@ def write_subject(root: Path, subject: SyntheticSubject, config: SynthConfig) ->
     paths = SubjectPaths(root, subject.participant_id)
     clean = paths.noise_free
     static_sidecar, dynamic_sidecar = _sidecars(subject, config.static_window_s)
+    for sidecar in (static_sidecar, dynamic_sidecar):  # scanner realism and storage options
+        sidecar["Units"] = UNITS[config.units]
+        if config.realism == "scanner":
+            sidecar["ManufacturersModelName"] = f"fdopa synthetic {config.scanner}"
     _write_nifti(paths.static_pet, subject.static, subject.affine)
     _write_json(paths.static_sidecar, static_sidecar)
     _write_nifti(clean.static_pet, subject.static_clean, subject.affine)
@@ -111,7 +116,7 @@ def _dataset_description(config: SynthConfig) -> dict[str, Any]:
         "BIDSVersion": "1.9.0",
         "DatasetType": "raw",
         "GeneratedBy": [{"Name": "fdopa", "Version": __version__}],
-        "fdopa_synth": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(config).items()},
+        "fdopa_synth": config.record(),
     }
 
 
@@ -158,13 +163,14 @@ def generate_cohort(
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())  # fmt: skip
         with Progress(*columns, disable=not progress, transient=False) as bar:
-            task = bar.add_task(f"synth {config.cohort} ({config.grid})", total=config.n)
+            where = config.scanner if config.realism == "scanner" else config.grid
+            task = bar.add_task(f"synth {config.cohort} ({where})", total=config.n)
             runner = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
             for row in runner(jobs):
                 rows.append(row)
                 bar.advance(task)
         table = pd.DataFrame(rows).sort_values("participant_id").reset_index(drop=True)
-        table.to_csv(root / "participants.tsv", sep="\t", index=False)
+        table.to_csv(root / PARTICIPANTS, sep="\t", index=False)
         _write_json(root / "dataset_description.json", _dataset_description(config))
     log.info("wrote %d subjects to %s", config.n, out)
     return table

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from fdopa.data.synthetic.geometry import GRIDS
+from fdopa.data.synthetic.scanner import DEFAULT_PROFILE, ORIENTATIONS, PROFILES, REALISMS, UNITS
 from fdopa.data.synthetic.tracer import Framing
 
 COHORTS: tuple[str, ...] = ("adult", "paediatric")
@@ -34,6 +36,13 @@ class SynthConfig:
             ×1.2–1.5).
         noise_fwhm_mm: Range of the noise-correlation FWHM (mm).
         prefix: Participant label prefix; defaults to ``ad`` (adult) or ``pd`` (paediatric).
+        realism: ``brainbox`` (a brain-sized box on ``grid``) or ``scanner`` (a head and neck in
+            the field of view of ``scanner``, tilted and off-centre; ``grid`` is then unused).
+        scanner: Scanner profile of the ``scanner`` realism (a key of
+            :data:`fdopa.data.synthetic.scanner.PROFILES`).
+        orientation: Storage order of the arrays, ``ras`` or ``lps``.
+        units: PET image units, ``suv`` (g/mL) or ``bqml`` (Bq/mL with dose and weight in the
+            sidecar).
     """
 
     cohort: str = "paediatric"
@@ -49,6 +58,10 @@ class SynthConfig:
     cov_range: tuple[float, float] = (0.10, 0.15)
     noise_fwhm_mm: tuple[float, float] = (2.0, 4.0)
     prefix: str | None = None
+    realism: str = "brainbox"
+    scanner: str = DEFAULT_PROFILE
+    orientation: str = "ras"
+    units: str = "suv"
 
     def __post_init__(self) -> None:
         if self.cohort not in COHORTS:
@@ -61,6 +74,12 @@ class SynthConfig:
             raise ValueError(
                 f"grid: unknown output grid {self.grid!r}; choose one of {sorted(GRIDS)}"
             )
+        for name, allowed in (("realism", REALISMS), ("scanner", tuple(PROFILES)),
+                              ("orientation", ORIENTATIONS), ("units", tuple(UNITS))):  # fmt: skip
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name}: unknown value {getattr(self, name)!r}; choose one of {allowed}"
+                )
         if not 0.0 <= self.dynamic_fraction <= 1.0:
             raise ValueError(f"dynamic_fraction: must lie in [0, 1], got {self.dynamic_fraction}")
         if not 0.0 <= self.parameter_cv < 1.0:
@@ -85,6 +104,19 @@ class SynthConfig:
     def label_prefix(self) -> str:
         """Participant label prefix (``ad`` or ``pd`` unless set)."""
         return self.prefix or ("ad" if self.cohort == "adult" else "pd")
+
+    def record(self) -> dict[str, Any]:
+        """The options as JSON values (tuples as lists), as ``dataset_description.json`` keeps them.
+
+        A data module compares this record with a cohort's to tell whether it was generated with
+        the same options. A brain box leaves out ``realism`` and ``scanner``, and the storage
+        options are left out at their defaults, so a brain-box cohort's record is the one it had
+        before they existed.
+        """
+        skip = {"realism", "scanner"} if self.realism == "brainbox" else set()
+        skip |= {k for k, v in (("orientation", "ras"), ("units", "suv")) if getattr(self, k) == v}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items()
+                if k not in skip}  # fmt: skip
 
     def participant_ids(self) -> list[str]:
         """Participant labels ``sub-<prefix>NNN`` of the cohort."""

@@ -9,9 +9,11 @@ fraction of the tumour maximum on the noisy PET are left out of the tumour.
 from __future__ import annotations
 
 import numpy as np
+from nibabel.affines import voxel_sizes
 from scipy import ndimage
 
 from fdopa.data.synthetic.imaging import correlated_noise
+from fdopa.labels import BACKGROUND, BRAIN, STRIATUM, TUMOUR
 
 
 def signed_distance_mm(mask: np.ndarray, zooms: np.ndarray) -> np.ndarray:
@@ -45,19 +47,19 @@ def manual_delineation(
     Returns:
         New label map; tumour and striatum stay non-empty and inside the head.
     """
-    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    zooms = voxel_sizes(affine)
     head = labels > 0
-    manual = np.where(head, 1, 0).astype(np.uint8)
-    striatum = _perturb(rng, labels == 2, zooms, 1.0) & head
-    tumour = _perturb(rng, labels == 3, zooms, 2.0) & head
+    manual = np.where(head, BRAIN, BACKGROUND).astype(np.uint8)
+    striatum = _perturb(rng, labels == STRIATUM, zooms, 1.0) & head
+    tumour = _perturb(rng, labels == TUMOUR, zooms, 2.0) & head
     if rng.random() < 0.5:
         fraction = rng.uniform(0.30, 0.45)
         trimmed = tumour & (pet >= fraction * pet[tumour].max())
         tumour = trimmed if trimmed.sum() >= 0.5 * tumour.sum() else tumour
     if not tumour.any():
-        tumour = labels == 3
+        tumour = labels == TUMOUR
     if not striatum.any():
-        striatum = labels == 2
-    manual[striatum] = 2
-    manual[tumour] = 3
+        striatum = labels == STRIATUM
+    manual[striatum] = STRIATUM
+    manual[tumour] = TUMOUR
     return manual

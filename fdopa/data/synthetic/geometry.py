@@ -13,6 +13,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
+from fdopa.data.synthetic.imaging import psf_blur
+
 #: Build field of view: shape of the 1 mm grid and world coordinate (mm) of voxel (0, 0, 0).
 BUILD_SHAPE: tuple[int, int, int] = (176, 208, 176)
 BUILD_ORIGIN: tuple[float, float, float] = (-88.0, -121.0, -83.0)
@@ -41,6 +43,31 @@ def output_affine(factor: int) -> np.ndarray:
     affine = np.diag([float(factor)] * 3 + [1.0])
     affine[:3, 3] = np.asarray(BUILD_ORIGIN) + (factor - 1) / 2
     return affine
+
+
+@dataclass(frozen=True)
+class BoxGrid:
+    """The brain-box output grid: the build grid block-averaged by ``factor``.
+
+    Attributes:
+        factor: Voxel size (mm) of the output grid.
+    """
+
+    factor: int
+
+    @property
+    def affine(self) -> np.ndarray:
+        """Voxel-to-world affine."""
+        return output_affine(self.factor)
+
+    @property
+    def voxel_mm(self) -> np.ndarray:
+        """Voxel size (mm) along each axis."""
+        return np.full(3, float(self.factor))
+
+    def resample(self, volume: np.ndarray, fwhm_mm: float = 0.0) -> np.ndarray:
+        """A 1 mm build-grid map blurred by a Gaussian PSF of ``fwhm_mm`` (0: none), averaged."""
+        return block_mean(psf_blur(volume, fwhm_mm) if fwhm_mm else volume, self.factor)
 
 
 def grid_factor(grid: str) -> int:
@@ -110,18 +137,28 @@ class Warp:
             seed=int(rng.integers(2**31)),
         )
 
+    def inverse_affine(self) -> np.ndarray:
+        """The warp's affine part, inverted: subject world → template world (mm), 4×4.
+
+        ``q = R⁻¹(p − c − t)/s + c`` with ``c`` the brain centre; the elastic displacement
+        (1–2 mm) is left out.
+        """
+        rotation = Rotation.from_euler("xyz", self.rotation_deg, degrees=True).as_matrix()
+        to_template = np.diag(1.0 / np.asarray(self.scale)) @ rotation.T
+        inverse = np.eye(4)
+        inverse[:3, :3] = to_template
+        inverse[:3, 3] = BRAIN_CENTRE - to_template @ (
+            BRAIN_CENTRE + np.asarray(self.translation_mm)
+        )
+        return inverse
+
     def template_coordinates(self, template_affine: np.ndarray) -> np.ndarray:
         """Template voxel coordinates of every build-grid voxel, shape ``(3, *BUILD_SHAPE)``."""
-        rotation = Rotation.from_euler("xyz", self.rotation_deg, degrees=True).as_matrix()
-        # world → template world: q = R⁻¹(p − c − t)/s + c; then template world → voxel.
-        to_template = np.diag(1.0 / np.asarray(self.scale)) @ rotation.T
+        # world → template world (:meth:`inverse_affine`); then template world → voxel.
+        inverse = self.inverse_affine()
         to_voxel = np.linalg.inv(template_affine)
-        linear = to_voxel[:3, :3] @ to_template
-        offset = (
-            to_voxel[:3, :3]
-            @ (BRAIN_CENTRE - to_template @ (BRAIN_CENTRE + np.asarray(self.translation_mm)))
-            + to_voxel[:3, 3]
-        )
+        linear = to_voxel[:3, :3] @ inverse[:3, :3]
+        offset = to_voxel[:3, :3] @ inverse[:3, 3] + to_voxel[:3, 3]
         axes = [
             np.arange(n, dtype=np.float32) + o
             for n, o in zip(BUILD_SHAPE, BUILD_ORIGIN, strict=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from fdopa.data.synthetic import geometry, imaging, lesion, outcomes
+from fdopa.data.synthetic import geometry, imaging, lesion, outcomes, scanner
 from fdopa.data.synthetic.anatomy import load_anatomy
 from fdopa.data.synthetic.config import SynthConfig
 from fdopa.data.synthetic.delineation import manual_delineation
@@ -28,6 +28,7 @@ from fdopa.data.synthetic.tracer import (
 from fdopa.kinetics.names import DYNAMIC_KEYS
 from fdopa.kinetics.presets import PRESETS
 from fdopa.kinetics.reference import reference_indices
+from fdopa.labels import BRAIN, TUMOUR
 
 #: Compartments of the image model, in the order of the weight maps.
 COMPARTMENTS: tuple[str, ...] = ("cortex", "white_matter", "striatum", "tumour", "necrosis")
@@ -108,22 +109,28 @@ def _compartment_maps(
     return maps, warp, found
 
 
-def _label_map(maps: dict[str, np.ndarray], factor: int) -> np.ndarray:
-    """Label of the class with the largest volume fraction in each output voxel."""
+def _label_map(maps: dict[str, np.ndarray], grid: geometry.BoxGrid | scanner.Scan) -> np.ndarray:
+    """Label of the class with the largest volume fraction in each output voxel.
+
+    The fractions are stacked in label order (background, brain, striatum, tumour), so the index
+    of the largest one is the label value.
+    """
     fractions = np.stack(
-        [geometry.block_mean(maps[k], factor) for k in ("label_brain", "striatum", "label_tumour")]
+        [grid.resample(maps[k]) for k in ("label_brain", "striatum", "label_tumour")]
     )
     background = 1.0 - fractions.sum(axis=0, keepdims=True)
     return np.argmax(np.concatenate([background, fractions]), axis=0).astype(np.uint8)
 
 
-def _flair(rng: np.random.Generator, maps: dict[str, np.ndarray], factor: int) -> np.ndarray:
+def _flair(
+    rng: np.random.Generator, maps: dict[str, np.ndarray], grid: geometry.BoxGrid | scanner.Scan
+) -> np.ndarray:
     """FLAIR-like image: GM > WM > CSF, the lesion extent hyperintense, 2 % noise."""
     tissue = 0.75 * (maps["cortex"] + maps["striatum"]) + 0.5 * maps["white_matter"]
     tissue += 0.15 * maps["csf"]
     extent = maps["extent"]
     image = tissue * (1 - extent) + 1.25 * extent
-    image = geometry.block_mean(imaging.psf_blur(image, 2.0), factor) * 1000.0
+    image = grid.resample(image, 2.0) * 1000.0
     image += rng.normal(0.0, 10.0, image.shape) * (image > 1.0)
     return image.astype(np.float32)
 
@@ -135,7 +142,7 @@ def _noise(
     normal_brain: np.ndarray,
     target_cov: float,
     config: SynthConfig,
-    factor: int,
+    voxel_mm: float,
 ) -> tuple[np.ndarray, float]:
     """Noisy frames with the gain solved so the static image has the target CoV."""
     fwhm = float(rng.uniform(*config.noise_fwhm_mm))
@@ -145,7 +152,7 @@ def _noise(
         decay_correction_factors(framing),
         np.asarray(framing.durations_s),
         fwhm_mm=fwhm,
-        voxel_mm=float(factor),
+        voxel_mm=voxel_mm,
     )
     starts, durations = np.asarray(framing.starts_s), np.asarray(framing.durations_s)
     window = config.static_window_s
@@ -156,9 +163,16 @@ def _noise(
 
 
 def _kinetics(
-    rng: np.random.Generator, config: SynthConfig, kinetic_class: str, weights: np.ndarray
+    rng: np.random.Generator,
+    config: SynthConfig,
+    kinetic_class: str,
+    weights: np.ndarray,
+    head: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[dict[str, KineticParams], dict[str, Any], np.ndarray, np.ndarray]:
     """Draw each compartment's microparameters and form the noise-free 4D and static images.
+
+    ``head`` (scanner realism) adds the head's compartments: their weight maps (static SUV) and
+    frame curves normalised to a static-window mean of 1; the images are then formed in float32.
 
     Returns:
         ``(params, sim, clean4d, static_clean)``; ``sim`` is :func:`simulate_tacs`'s output plus
@@ -172,8 +186,12 @@ def _kinetics(
     start, end = config.static_window_s
     sim["static_window"] = static_window_mean(sim, start_min=start / 60, end_min=end / 60)
     frame_tacs = np.stack([sim["frames"][c] for c in COMPARTMENTS])  # (K, F)
-    clean4d = np.tensordot(weights, frame_tacs, axes=([0], [0])).astype(np.float32)
     window = np.array([sim["static_window"][c] for c in COMPARTMENTS])
+    if head is not None:
+        weights = np.concatenate([weights, head[0]])
+        frame_tacs = np.concatenate([frame_tacs, head[1]]).astype(np.float32)
+        window = np.concatenate([window, np.ones(len(head[1]))]).astype(np.float32)
+    clean4d = np.tensordot(weights, frame_tacs, axes=([0], [0])).astype(np.float32)
     static_clean = np.tensordot(weights, window, axes=([0], [0])).astype(np.float32)
     return params, sim, clean4d, static_clean
 
@@ -232,22 +250,27 @@ def build_subject(
     necrotic = grade == "HGG" and volume_ml > 6.0 and bool(rng.random() < 0.6)
     maps, warp, found = _compartment_maps(rng, cohort, age, location, volume_ml, necrotic)
 
-    weights = np.stack(
-        [geometry.block_mean(imaging.psf_blur(maps[c], psf), factor) for c in COMPARTMENTS]
-    )
-    labels = _label_map(maps, factor)
-    affine = geometry.output_affine(factor)
+    # Scanner realism: the scanner's grid, PSF and noise level, and the head around the brain.
+    scan = scanner.Scan.draw(config, seed, warp) if config.realism == "scanner" else None
+    grid = scan or geometry.BoxGrid(factor)
+    psf = scan.profile.psf_fwhm_mm if scan else psf
+    weights = np.stack([grid.resample(maps[c], psf) for c in COMPARTMENTS])
+    labels = _label_map(maps, grid)
+    affine = grid.affine
+    voxel_mm = float(np.cbrt(np.prod(grid.voxel_mm))) if scan else float(factor)
 
-    params, sim, clean4d, static_clean = _kinetics(rng, config, kinetic_class, weights)
+    head = (scan.head_weights(), scan.head_frames) if scan else None
+    params, sim, clean4d, static_clean = _kinetics(rng, config, kinetic_class, weights, head)
     framing = Framing.from_spec(config.framing)
 
     target_cov = float(rng.uniform(*config.cov_range))
     if cohort == "paediatric":
         target_cov *= float(rng.uniform(1.2, 1.5))
+    target_cov *= scan.profile.noise if scan else 1.0
     static_framing = Framing((config.static_window_s[0],), (np.diff(config.static_window_s)[0],))
-    normal_brain = labels == 1
+    normal_brain = labels == BRAIN
     if dynamic:
-        noisy4d, gain = _noise(rng, clean4d, framing, normal_brain, target_cov, config, factor)
+        noisy4d, gain = _noise(rng, clean4d, framing, normal_brain, target_cov, config, voxel_mm)
         static = imaging.window_mean(
             noisy4d,
             np.asarray(framing.starts_s),
@@ -256,23 +279,28 @@ def build_subject(
         )
     else:
         noisy, gain = _noise(
-            rng, static_clean[..., None], static_framing, normal_brain, target_cov, config, factor
+            rng, static_clean[..., None], static_framing, normal_brain, target_cov, config, voxel_mm
         )
         noisy4d, static = None, noisy[..., 0]
     if not config.noise:
         static, noisy4d = static_clean.copy(), (clean4d.copy() if dynamic else None)
 
-    manual = manual_delineation(rng, labels, static, affine)
-    flair = _flair(rng, maps, factor) if config.flair else None
+    # The truth and the manual delineation need only the labelled part of a scanner's field.
+    crop = scanner.brain_crop(labels) if scan else (slice(None),) * 3
+    crop_affine = scanner.crop_affine(affine, crop) if scan else affine
+    manual = np.zeros_like(labels)
+    manual[crop] = manual_delineation(rng, labels[crop], static[crop], crop_affine)
+    flair = _flair(rng, maps, grid) if config.flair else None
 
     indices, kinetic = _true_indices(
-        static_clean, clean4d, labels, affine, framing, dynamic, participant_id
-    )
+        static_clean[crop], clean4d[crop], labels[crop], crop_affine, framing, dynamic,
+        participant_id,
+    )  # fmt: skip
     tsr, ttp = kinetic["indices"]["tsr"], kinetic["indices"]["ttp_min"]
     outcome = outcomes.draw_outcome(rng, tsr, ttp, grade)
     dose = outcomes.injected_mbq(rng, weight, cohort)
 
-    voxel_ml = factor**3 / 1000.0
+    voxel_ml = factor**3 / 1000.0 if scan is None else float(np.prod(grid.voxel_mm)) / 1000.0
     participant = {
         "participant_id": participant_id,
         "cohort": cohort,
@@ -312,7 +340,7 @@ def build_subject(
             "necrotic": necrotic,
             "heterogeneity_cv": found.heterogeneity_cv,
             "volume_ml_1mm": float(maps["label_tumour"].sum() / 1000.0),
-            "volume_ml_labels": float((labels == 3).sum() * voxel_ml),
+            "volume_ml_labels": float((labels == TUMOUR).sum() * voxel_ml),
         },
         "imaging": {
             "psf_fwhm_mm": psf,
@@ -322,8 +350,9 @@ def build_subject(
         },
         "warp": {k: v for k, v in vars(warp).items() if k != "seed"},
         "brain_ml": float((labels > 0).sum() * voxel_ml),
+        **({"scanner": scan.record()} if scan else {}),
     }
-    return SyntheticSubject(
+    subject = SyntheticSubject(
         participant_id=participant_id,
         affine=affine,
         static=static.astype(np.float32),
@@ -337,3 +366,6 @@ def build_subject(
         participant=participant,
         truth=truth,
     )
+    if (config.orientation, config.units) != ("ras", "suv"):
+        subject = scanner.store(subject, config.orientation, config.units)
+    return subject

@@ -318,7 +318,9 @@ REGION_KINETICS: dict[str, KineticParams] = {
 """Typical (median) effective parameters per region, plus a necrotic core."""
 
 
-def sample_parameters(rng: np.random.Generator, region: str, cv: float = 0.2) -> KineticParams:
+def sample_parameters(
+    rng: np.random.Generator, region: str | KineticParams, cv: float = 0.2
+) -> KineticParams:
     """Draw subject-level parameters of a region, each rate independently lognormal.
 
     Each rate is ``typical·exp(σZ)`` with σ² = ln(1 + cv²): the typical value is the median
@@ -327,14 +329,14 @@ def sample_parameters(rng: np.random.Generator, region: str, cv: float = 0.2) ->
 
     Args:
         rng: Random generator.
-        region: A key of `REGION_KINETICS`.
+        region: A key of `REGION_KINETICS`, or the typical parameters themselves.
         cv: Coefficient of variation of each rate (typical range 0.15–0.25).
     """
-    if region not in REGION_KINETICS:
+    if not isinstance(region, KineticParams) and region not in REGION_KINETICS:
         raise KeyError(f"unknown region {region!r}; known: {sorted(REGION_KINETICS)}")
     if cv < 0:
         raise ValueError(f"cv must be >= 0, got {cv}")
-    typ = REGION_KINETICS[region]
+    typ = region if isinstance(region, KineticParams) else REGION_KINETICS[region]
     factors = np.exp(math.sqrt(math.log1p(cv * cv)) * rng.standard_normal(3))
     return KineticParams(
         *(float(v * f) for v, f in zip((typ.K1, typ.k2, typ.k3), factors, strict=True))

@@ -1,7 +1,4 @@
-"""``fdopa report``: the clinical-evaluation report of a run, of two indices CSVs, or of a cohort.
-
-Registered in :mod:`fdopa.cli` through :func:`add_report`.
-"""
+"""``fdopa report``: the clinical-evaluation report of a run, of two indices CSVs or of a cohort."""
 
 from __future__ import annotations
 
@@ -11,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fdopa.cli.common import Commands, add_out, add_overwrite, add_preset, preset_from
 from fdopa.errors import EXIT_HELP
 from fdopa.evaluation.names import DEFAULT_INDICES
 
@@ -19,13 +17,11 @@ if TYPE_CHECKING:
 
     from fdopa.kinetics import Preset
 
-__all__ = ["add_report"]
-
 log = logging.getLogger(__name__)
 
 
-def add_report(commands: argparse._SubParsersAction) -> None:
-    """Add the ``report`` sub-command to the ``fdopa`` parser."""
+def add(commands: Commands) -> None:
+    """Register ``fdopa report``."""
     parser = commands.add_parser(
         "report",
         help="clinical-evaluation report: agreement, grade and survival",
@@ -58,18 +54,7 @@ def add_report(commands: argparse._SubParsersAction) -> None:
     source.add_argument(
         "--auto-labels", help="with --cohort alone: automatic label folder relative to ROOT"
     )
-    parser.add_argument(
-        "--preset",
-        default="guideline",
-        help="index preset of cohort computations (--run: the run's)",
-    )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a preset field (repeatable)",
-    )
+    add_preset(parser, "index preset of cohort computations (--run: the run's)")
     parser.add_argument(
         "--compare",
         default=",".join(DEFAULT_INDICES),
@@ -83,9 +68,9 @@ def add_report(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--cutoff-index", default="tsr", help="index split for Kaplan-Meier")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes for a cohort")
-    parser.add_argument("--out", type=Path, required=True, help="report folder to create")
-    parser.add_argument("--overwrite", action="store_true", help="replace an earlier report")
-    parser.set_defaults(func=_report)
+    add_out(parser, "report folder to create")
+    add_overwrite(parser, "replace an earlier report")
+    parser.set_defaults(func=run)
 
 
 @dataclass
@@ -154,9 +139,9 @@ def _cohort_methods(args: argparse.Namespace, report: _Sources) -> None:
     )
 
 
-def _report(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Gather the methods of the given sources and write the report."""
     from fdopa.evaluation.report import default_comparisons, write_report
-    from fdopa.kinetics import get_preset, parse_overrides
     from fdopa.outputs import check_artefact_dir
 
     given = (args.run is not None) + (args.indices is not None)
@@ -167,7 +152,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.auto_labels is not None and (args.run or args.indices or args.cohort is None):
         raise ValueError("--auto-labels: only with --cohort alone")
     check_artefact_dir(args.out, kind="report", overwrite=args.overwrite)  # before any work
-    report = _Sources(get_preset(args.preset, **parse_overrides(args.set)), args.cohort)
+    report = _Sources(preset_from(args), args.cohort)
     _given_methods(args, report)
     if report.cohort is not None:
         _cohort_methods(args, report)

@@ -44,17 +44,24 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from fdopa.evaluation.agreement import agreement_table, paired_values
-from fdopa.evaluation.names import DEFAULT_INDICES, PREFIX, SCORE_INDICES, SCORE_KEY
+from fdopa.evaluation.names import DEFAULT_INDICES, SCORE_INDICES
 from fdopa.evaluation.score import clinical_score, subject_terms
 from fdopa.kinetics import IndexResult, InputError, compute_indices, get_preset
 from fdopa.kinetics.io import read_frame_timing, sidecar_for
+from fdopa.layout import CLINICAL_DIR
 from fdopa.outputs import write_text_atomic
 
-__all__ = ["ClinicalEvaluation", "load_canonical_dynamic"]
+__all__ = ["PREFIX", "SCORE_KEY", "ClinicalEvaluation", "load_canonical_dynamic"]
 
 log = logging.getLogger(__name__)
 
 _GRID_TOL = 1e-3
+
+PREFIX = "val/clinical"
+"""Prefix of every key the clinical evaluation logs."""
+
+SCORE_KEY = f"{PREFIX}/score"
+"""The logged composite score: the name ModelCheckpoint monitors in ``checkpoint_clinical``."""
 
 
 def load_canonical_dynamic(
@@ -273,7 +280,7 @@ class ClinicalEvaluation(L.Callback):
     def _write(self, trainer: L.Trainer, subjects: pd.DataFrame) -> None:
         """The epoch's CSV (and ``preset.json``) on rank zero; the W&B table."""
         if trainer.is_global_zero:
-            folder = self.dirpath or Path(trainer.default_root_dir) / "clinical"
+            folder = self.dirpath or Path(trainer.default_root_dir) / CLINICAL_DIR
             preset = folder / "preset.json"
             if not preset.exists():
                 write_text_atomic(preset, json.dumps(dataclasses.asdict(self.preset), indent=2))

@@ -1,0 +1,7 @@
+"""``python -m fdopa.cli``: the ``fdopa`` command."""
+
+import sys
+
+from fdopa.cli import main
+
+sys.exit(main())

@@ -1,0 +1,142 @@
+"""Head first: localisation and crop, scanner-sized inputs, Bq/mL input and the QC flags."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from fdopa.cli import main
+from fdopa.export.localise import locate_head
+from fdopa.export.predictor import Predictor
+from fdopa.kinetics import InputError
+from fdopa.layout import SubjectPaths
+
+PAD = (10, 6, 4)
+"""Voxels of zeros before the brain box on each axis (as many again, plus 4, after it)."""
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_bundle):
+    return Predictor(tiny_bundle[0])
+
+
+@pytest.fixture(scope="module")
+def brain_box(paediatric_cohort, predictor):
+    """The fixture subject's static PET, affine and its prediction as a brain box."""
+    paths = SubjectPaths(paediatric_cohort, "sub-pd001")
+    image = nib.load(paths.static_pet)
+    data = image.get_fdata()
+    return data, image.affine, predictor.predict(data, image.affine, participant_id="sub-pd001")
+
+
+def _embed(data, affine, shape):
+    """``data`` placed at :data:`PAD` inside a zero array of ``shape``, with the matching affine."""
+    out = np.zeros(shape)
+    inner = tuple(slice(p, p + n) for p, n in zip(PAD, data.shape, strict=True))
+    out[inner] = data
+    moved = affine.copy()
+    moved[:3, 3] -= affine[:3, :3] @ np.asarray(PAD, float)
+    return out, moved, inner
+
+
+def _same_indices(a, b):
+    for key, value in a.to_dict().items():
+        expected = b.to_dict()[key]
+        if isinstance(value, float):
+            assert value == pytest.approx(expected, rel=1e-9, abs=1e-9), key
+        else:
+            assert value == expected, key
+
+
+def test_zero_padded_scan_gives_the_labels_and_indices_of_the_brain_box(brain_box, predictor):
+    data, affine, box = brain_box
+    shape = tuple(n + 2 * p + 4 for n, p in zip(data.shape, PAD, strict=True))
+    padded, moved, inner = _embed(data, affine, shape)
+    result = predictor.predict(padded, moved, participant_id="sub-pd001")
+    np.testing.assert_array_equal(result.labels[inner], box.labels)
+    assert result.labels.sum() == box.labels.sum()  # background outside the brain box
+    _same_indices(result.indices, box.indices)
+    crop = result.to_dict()["crop"]  # recorded in the outputs, in native voxels
+    assert crop["method"] == "threshold" and crop["native_shape"] == list(shape)
+    assert crop["start"] == [s + p for s, p in zip(box.crop.start, PAD, strict=True)]
+    assert crop["stop"] == [s + p for s, p in zip(box.crop.stop, PAD, strict=True)]
+
+
+def test_activity_outside_the_head_is_left_out_of_the_crop(brain_box, predictor):
+    data, affine, box = brain_box
+    shape = tuple(n + 2 * p + 30 for n, p in zip(data.shape, PAD, strict=True))
+    noisy, moved, inner = _embed(data, affine, shape)
+    rng = np.random.default_rng(0)
+    far = (slice(shape[0] - 12, shape[0] - 2), slice(2, 12), slice(2, 12))
+    noisy[far] += 3.0 + rng.random((10, 10, 10))  # a hot structure away from the head
+    result = predictor.predict(noisy, moved, participant_id="sub-pd001")
+    start, stop = np.asarray(result.crop.start), np.asarray(result.crop.stop)
+    assert stop[0] <= shape[0] - 12  # the hot structure is not in the box
+    assert np.all(start <= np.asarray(box.crop.start) + PAD)  # the head is
+    assert np.all(stop >= np.asarray(box.crop.stop) + PAD)
+    assert not result.labels[far].any()
+    np.testing.assert_array_equal(result.labels[inner], box.labels)
+    _same_indices(result.indices, box.indices)
+
+
+def test_the_classical_head_box_covers_the_labelled_head(paediatric_cohort):
+    paths = SubjectPaths(paediatric_cohort, "sub-pd002")
+    pet = nib.load(paths.static_pet)
+    labels = np.asarray(nib.load(paths.labels).dataobj)
+    box = locate_head(pet.get_fdata(), pet.affine)
+    assert box.failure is None
+    inside = np.zeros(labels.shape, bool)
+    inside[box.slices] = True
+    assert inside[labels > 0].all()
+
+
+def test_bqml_with_dose_and_weight_gives_the_suv_indices(brain_box, predictor, tmp_path):
+    data, affine, box = brain_box
+    dose_mbq, weight_kg = 150.0, 35.0
+    bqml = data * dose_mbq * 1e6 / (weight_kg * 1000.0)  # SUV = C · W / D
+    sidecar = {
+        "Modality": "PT", "TracerName": "FDOPA", "Units": "Bq/mL", "InjectedRadioactivity":
+        dose_mbq, "InjectedRadioactivityUnits": "MBq", "BodyWeight": weight_kg,
+        "BodyWeightUnits": "kg",
+    }  # fmt: skip
+    result = predictor.predict(bqml, affine, pet_sidecar=sidecar, participant_id="sub-pd001")
+    np.testing.assert_array_equal(result.labels, box.labels)
+    _same_indices(result.indices, box.indices)
+
+    del sidecar["BodyWeight"]
+    with pytest.raises(InputError, match="BodyWeight: missing"):
+        predictor.predict(bqml, affine, pet_sidecar=sidecar)
+    pet = tmp_path / "sub-bq_pet.nii.gz"
+    nib.save(nib.Nifti1Image(bqml.astype(np.float32), affine), pet)
+    pet.with_name("sub-bq_pet.json").write_text(json.dumps(sidecar))
+    bundle = str(predictor.bundle.path)
+    assert main(["predict", "--bundle", bundle, "--pet", str(pet), "--out", str(tmp_path)]) == 2
+
+
+def _assert_unanalysable(result, reason):
+    assert result.qc_flag and result.qc_reasons[0].startswith(reason)
+    assert result.indices.tsr is None and result.indices.tumour_ml is None
+    assert set(result.indices.missing.values()) == {reason}
+    row = result.to_row()
+    assert row["tumour_suvmax"] is None and row["tbr_max"] is None
+
+
+def test_qc_flags_no_head_failed_localisation_and_wrong_tracer_scale(brain_box, predictor):
+    data, affine, _ = brain_box
+    spot = np.zeros(data.shape)
+    spot[20:23, 20:23, 20:23] = 5.0  # 1.7 mL: no brain
+    result = predictor.predict(spot, affine, participant_id="sub-spot")
+    _assert_unanalysable(result, "no_head")
+    assert not result.labels.any()
+
+    rng = np.random.default_rng(1)
+    field = 1.0 + 0.1 * rng.random((80, 80, 80))  # 320 mm of uniform uptake: no head contrast
+    _assert_unanalysable(predictor.predict(field, affine), "localisation_failed")
+
+    sidecar = {"Modality": "PT", "TracerName": "FDOPA", "Units": "g/mL"}
+    scaled = predictor.predict(data * 0.01, affine, pet_sidecar=sidecar)
+    _assert_unanalysable(scaled, "tracer_scale")
+    assert "SUVmax" in scaled.qc_reasons[0]
