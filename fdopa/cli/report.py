@@ -52,7 +52,9 @@ def add(commands: Commands) -> None:
         "with --run: data.root of the run)",
     )
     source.add_argument(
-        "--auto-labels", help="with --cohort alone: automatic label folder relative to ROOT"
+        "--auto-labels",
+        help="with --cohort alone: automatic label folder (e.g. the output of "
+        "fdopa predict --cohort), relative to the current folder or to ROOT",
     )
     add_preset(parser, "index preset of cohort computations (--run: the run's)")
     parser.add_argument(

@@ -96,7 +96,15 @@ def semi_automatic_labels(
 
 
 def _labels_path(root: Path, folder: str | Path, participant_id: str) -> Path:
-    return root / folder / participant_id / f"{participant_id}_dseg.nii.gz"
+    """A subject's label map in ``folder`` (relative to ``root`` unless absolute).
+
+    Either the derivatives layout (``<id>/<id>_dseg.nii.gz``) or the flat folder that
+    ``fdopa predict --cohort`` writes (``<static PET stem>_dseg.nii.gz``).
+    """
+    nested = root / folder / participant_id / f"{participant_id}_dseg.nii.gz"
+    stem = SubjectPaths(root, participant_id).static_pet.name.removesuffix(".nii.gz")
+    flat = root / folder / f"{stem}_dseg.nii.gz"
+    return flat if flat.is_file() and not nested.is_file() else nested
 
 
 def _method_row(
@@ -149,7 +157,8 @@ def cohort_method_indices(
     Args:
         root: Root of a cohort in the cohort layout.
         preset: Index preset (also that of the semi-automatic threshold).
-        auto_labels: Folder of automatic label maps (``<id>/<id>_dseg.nii.gz``), relative to
+        auto_labels: Folder of automatic label maps (``<id>/<id>_dseg.nii.gz``, or the flat
+            output folder of ``fdopa predict --cohort``), relative to the current folder or to
             ``root`` unless absolute.
         participants: Subjects to run; default every subject of the cohort.
         methods: Compute only these of the available methods.
@@ -169,6 +178,8 @@ def cohort_method_indices(
     ids = cohort_participants(root) if participants is None else sorted(participants)
     folders: dict[str, str | Path] = {"reference": LABELS_DIR}
     if auto_labels is not None:
+        if not (root / auto_labels).is_dir() and Path(auto_labels).is_dir():
+            auto_labels = Path(auto_labels).resolve()  # given relative to the current folder
         if not (root / auto_labels).is_dir():
             raise FileNotFoundError(f"--auto-labels: {root / auto_labels} is not a folder")
         folders = {"automatic": auto_labels, **folders}

@@ -57,3 +57,30 @@ def test_cohort_method_indices_of_the_fixture_cohort(paediatric_cohort):
     np.testing.assert_allclose(semi["mtv_ml"], semi["tumour_ml"], rtol=0.05)
     only = cohort_method_indices(paediatric_cohort, participants=ids, methods=["reference"])
     assert list(only) == ["reference"]
+
+
+def test_automatic_labels_in_the_flat_predict_layout_relative_to_the_current_folder(
+    paediatric_cohort, tmp_path, monkeypatch
+):
+    """``fdopa predict --cohort`` writes ``<static PET stem>_dseg.nii.gz`` into one folder."""
+    import shutil
+
+    from fdopa.layout import SubjectPaths
+
+    ids = ["sub-pd001", "sub-pd002"]
+    flat = tmp_path / "predicted"
+    flat.mkdir()
+    for pid in ids:
+        paths = SubjectPaths(paediatric_cohort, pid)
+        stem = paths.static_pet.name.removesuffix(".nii.gz")
+        shutil.copy(paths.labels, flat / f"{stem}_dseg.nii.gz")
+    monkeypatch.chdir(tmp_path)
+    methods = cohort_method_indices(
+        paediatric_cohort,
+        participants=ids,
+        auto_labels="predicted",
+        methods=["automatic", "reference"],
+    )
+    assert methods["automatic"]["error"].isna().all()
+    # the copies of the reference labels give exactly the reference indices
+    pd.testing.assert_frame_equal(methods["automatic"], methods["reference"])
