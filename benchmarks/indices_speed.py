@@ -28,7 +28,7 @@ from unittest import mock
 import numpy as np
 
 from fdopa.data.synthetic import SynthConfig
-from fdopa.data.synthetic.cohort import write_subject
+from fdopa.data.synthetic.generate import write_subject
 from fdopa.data.synthetic.subject import build_subject
 from fdopa.kinetics import compute_indices, indices_from_files, load_inputs, reference_indices
 from fdopa.layout import SubjectPaths

@@ -73,10 +73,10 @@ def make_inputs(folder: Path, patch: int, seed: int) -> tuple[Path, Path, Path]:
     import torch
 
     from fdopa.data.synthetic import SynthConfig
-    from fdopa.data.synthetic.cohort import write_subject
+    from fdopa.data.synthetic.generate import write_subject
     from fdopa.data.synthetic.subject import build_subject
     from fdopa.export.bundle import write_bundle
-    from fdopa.export.config import BundleConfig
+    from fdopa.export.bundle_config import BundleConfig
     from fdopa.export.metadata import build_metadata
     from fdopa.layout import SubjectPaths
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import nibabel as nib
+import numpy as np
 
 __all__ = [
     "MARKERS",
@@ -45,6 +46,7 @@ __all__ = [
     "staged_dir",
     "staged_files",
     "write_bytes_atomic",
+    "write_nifti",
     "write_text_atomic",
 ]
 
@@ -195,6 +197,20 @@ def copy_file_atomic(source: str | Path, path: str | Path) -> Path:
 def write_text_atomic(path: str | Path, text: str, *, parents: bool = True) -> Path:
     """Write UTF-8 text atomically (see :func:`write_bytes_atomic`)."""
     return write_bytes_atomic(path, text.encode("utf-8"), parents=parents)
+
+
+def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray, *, seconds: bool = False) -> None:
+    """Write one image of the cohort layout (inside a staged folder: not atomic by itself).
+
+    Units mm (and s for a 4-D image with ``seconds``), qform and sform both set to ``affine``
+    with code 1 (scanner coordinates), the parent folder created.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = nib.Nifti1Image(data, affine)
+    image.header.set_xyzt_units("mm", "sec" if seconds else None)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    nib.save(image, path)
 
 
 def save_nifti_atomic(img: nib.spatialimages.SpatialImage, path: str | Path) -> Path:

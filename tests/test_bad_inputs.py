@@ -217,7 +217,7 @@ def _save(path: Path, data: np.ndarray, affine: np.ndarray) -> Path:
 def bundle(tmp_path_factory) -> Path:
     """A tiny random bundle (4 mm, 32³ patches); read-only."""
     from fdopa.export.bundle import write_bundle
-    from fdopa.export.config import BundleConfig
+    from fdopa.export.bundle_config import BundleConfig
     from fdopa.export.metadata import build_metadata
 
     network = {"encoder_name": "resnet18", "in_channels": 1, "classes": 4, "encoder_depth": 5,
@@ -370,7 +370,7 @@ def test_every_defect_has_a_case():
 
 def test_ctrl_c_exits_130_with_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
     """Defect 9: Ctrl-C in the middle of a cohort generation."""
-    import fdopa.data.synthetic.cohort as cohort_module
+    import fdopa.data.synthetic.generate as cohort_module
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

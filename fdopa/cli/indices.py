@@ -63,7 +63,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _cohort(args: argparse.Namespace, preset: Preset) -> int:
-    from fdopa.kinetics.cohort import COHORT_COLUMNS, cohort_participants, iter_cohort_indices
+    from fdopa.kinetics.cohort_indices import (
+        COHORT_COLUMNS,
+        cohort_participants,
+        iter_cohort_indices,
+    )
     from fdopa.kinetics.result import csv_text
     from fdopa.outputs import check_output_dir, staged_files, write_text_atomic
 

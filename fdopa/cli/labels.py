@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     reject_options(args, ("tumour", "flair", "out", "tumour_transform"), "a cohort uses --tumours")
-    from fdopa.kinetics.cohort import cohort_participants
+    from fdopa.kinetics.cohort_indices import cohort_participants
 
     total = len(cohort_participants(args.cohort))
     with CohortRun("fdopa labels", "labels", total) as cohort:

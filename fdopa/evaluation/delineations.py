@@ -24,7 +24,7 @@ from nibabel.affines import voxel_sizes
 from scipy import ndimage
 
 from fdopa.kinetics import Preset, get_preset, indices_from_inputs, load_inputs, validate_inputs
-from fdopa.kinetics.cohort import COHORT_COLUMNS, cohort_participants
+from fdopa.kinetics.cohort_indices import COHORT_COLUMNS, cohort_participants
 from fdopa.kinetics.regions import derive_region_set
 from fdopa.layout import LABELS_DIR, MANUAL_DIR, SubjectPaths
 
@@ -167,8 +167,8 @@ def cohort_method_indices(
 
     Returns:
         Method name (in :data:`METHODS` order) → one row per subject over
-        :data:`fdopa.kinetics.cohort.COHORT_COLUMNS` (``missing`` as JSON; ``error`` empty on
-        success), sorted by ``participant_id``.
+        :data:`fdopa.kinetics.cohort_indices.COHORT_COLUMNS` (``missing`` as JSON; ``error``
+        empty on success), sorted by ``participant_id``.
 
     Raises:
         FileNotFoundError: If ``auto_labels`` is given but is not a folder.

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fdopa.export.config import BundleConfig, BundleError
+from fdopa.export.bundle_config import BundleConfig, BundleError
 from fdopa.outputs import check_artefact_dir, staged_dir
 
 __all__ = [

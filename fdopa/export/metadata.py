@@ -16,7 +16,7 @@ from typing import Any
 
 from fdopa import __version__
 from fdopa.data.transforms import SUV_UNITS
-from fdopa.export.config import FORMAT_VERSION, BundleConfig, BundleError
+from fdopa.export.bundle_config import FORMAT_VERSION, BundleConfig, BundleError
 from fdopa.labels import LABEL_MEANINGS, LABEL_NAMES
 
 __all__ = [

@@ -50,7 +50,6 @@ import pandas as pd
 import SimpleITK as sitk
 
 from fdopa import __version__
-from fdopa.data.synthetic.cohort import _write_nifti as write_nifti
 from fdopa.data.synthetic.imaging import window_mean
 from fdopa.data.synthetic.tracer import Framing, decay_correction_factors
 from fdopa.hospital.dicom import (
@@ -79,7 +78,7 @@ from fdopa.layout import (
     SubjectPaths,
     read_participants,
 )
-from fdopa.outputs import is_artefact, staged_dir, write_text_atomic
+from fdopa.outputs import is_artefact, staged_dir, write_nifti, write_text_atomic
 
 __all__ = [
     "ImportOptions",

@@ -38,7 +38,6 @@ from nibabel.affines import voxel_sizes
 from scipy import ndimage
 
 from fdopa.data.synthetic.anatomy import load_anatomy
-from fdopa.data.synthetic.cohort import _write_nifti as write_nifti
 from fdopa.data.synthetic.geometry import block_mean
 from fdopa.hospital.masks import read_tumour_mask
 from fdopa.hospital.qc import labels_png
@@ -53,7 +52,7 @@ from fdopa.kinetics.io import check_same_grid, read_nifti
 from fdopa.kinetics.validation import check_volume, finite_array
 from fdopa.labels import TUMOUR
 from fdopa.layout import LABELS_DIR, TUMOUR_DIR, SubjectPaths
-from fdopa.outputs import check_output_file, staged_files
+from fdopa.outputs import check_output_file, staged_files, write_nifti
 
 __all__ = [
     "LabelOutcome",
@@ -395,7 +394,7 @@ def labels_for_cohort(
     Returns:
         One :class:`LabelOutcome` per participant.
     """
-    from fdopa.kinetics.cohort import cohort_participants
+    from fdopa.kinetics.cohort_indices import cohort_participants
 
     if tumour_space not in ("pet", "flair"):
         raise ValueError(f"tumour space: expected pet or flair, got {tumour_space!r}")

@@ -12,7 +12,7 @@ import pytest
 from data_helpers import rewrite_nifti
 
 from fdopa.data.cohort import CohortError, canonical_shape, load_cohort
-from fdopa.kinetics.cohort import cohort_participants
+from fdopa.kinetics.cohort_indices import cohort_participants
 from fdopa.layout import SubjectPaths
 
 PID = "sub-pd003"

@@ -18,7 +18,7 @@ from scipy.spatial.transform import Rotation
 
 from fdopa.cli import main
 from fdopa.data.synthetic import SynthConfig
-from fdopa.data.synthetic.cohort import write_subject
+from fdopa.data.synthetic.generate import write_subject
 from fdopa.data.synthetic.geometry import Warp
 from fdopa.data.synthetic.scanner import Scan
 from fdopa.data.synthetic.subject import build_subject

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import fdopa.data.synthetic.cohort as cohort_module
+import fdopa.data.synthetic.generate as cohort_module
 from fdopa.cli import main
 from fdopa.data.synthetic import SynthConfig, generate_cohort
 from fdopa.data.synthetic.outcomes import draw_age

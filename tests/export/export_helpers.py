@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from fdopa.export.bundle import Bundle, write_bundle
-from fdopa.export.config import BundleConfig
+from fdopa.export.bundle_config import BundleConfig
 from fdopa.export.metadata import build_metadata
 
 TINY_NETWORK = {

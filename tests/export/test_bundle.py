@@ -16,7 +16,7 @@ import torch
 from export_helpers import tiny_config
 
 from fdopa.export.bundle import read_bundle, write_bundle
-from fdopa.export.config import BundleConfig, BundleError
+from fdopa.export.bundle_config import BundleConfig, BundleError
 from fdopa.export.run import export_checkpoint, find_run_config
 
 FILES = {"model.pt", "model.ts", "config.json", "metadata.json", "checksums.json"}

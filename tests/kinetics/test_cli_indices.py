@@ -11,7 +11,7 @@ from scans import scan, write
 
 from fdopa.cli import main
 from fdopa.kinetics import get_preset, indices_from_files
-from fdopa.kinetics.cohort import COHORT_COLUMNS
+from fdopa.kinetics.cohort_indices import COHORT_COLUMNS
 from fdopa.layout import SubjectPaths
 
 

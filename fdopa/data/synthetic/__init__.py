@@ -1,6 +1,6 @@
 """The synthetic [18F]F-DOPA PET cohort generator: the embedded default data set."""
 
-from fdopa.data.synthetic.cohort import generate_cohort
-from fdopa.data.synthetic.config import SynthConfig
+from fdopa.data.synthetic.generate import generate_cohort
+from fdopa.data.synthetic.synth_config import SynthConfig
 
 __all__ = ["SynthConfig", "generate_cohort"]

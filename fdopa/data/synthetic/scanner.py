@@ -33,8 +33,8 @@ from fdopa.data.synthetic.imaging import FWHM_TO_SIGMA
 from fdopa.data.synthetic.tracer import Framing
 
 if TYPE_CHECKING:
-    from fdopa.data.synthetic.config import SynthConfig
     from fdopa.data.synthetic.subject import SyntheticSubject
+    from fdopa.data.synthetic.synth_config import SynthConfig
 
 REALISMS: tuple[str, ...] = ("brainbox", "scanner")
 ORIENTATIONS: tuple[str, ...] = ("ras", "lps")

@@ -15,8 +15,8 @@ import numpy as np
 
 from fdopa.data.synthetic import geometry, imaging, lesion, outcomes, scanner
 from fdopa.data.synthetic.anatomy import load_anatomy
-from fdopa.data.synthetic.config import SynthConfig
 from fdopa.data.synthetic.delineation import manual_delineation
+from fdopa.data.synthetic.synth_config import SynthConfig
 from fdopa.data.synthetic.tracer import (
     Framing,
     KineticParams,

@@ -14,19 +14,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fdopa import __version__
-from fdopa.data.synthetic.config import SynthConfig
 from fdopa.data.synthetic.scanner import UNITS
 from fdopa.data.synthetic.subject import SyntheticSubject, build_subject
+from fdopa.data.synthetic.synth_config import SynthConfig
 from fdopa.data.synthetic.tracer import Framing
 from fdopa.layout import PARTICIPANTS, SubjectPaths
-from fdopa.outputs import staged_dir
+from fdopa.outputs import staged_dir, write_nifti
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +47,6 @@ _PET_SIDECAR: dict[str, Any] = {
     "ImageDecayCorrectionTime": 0,
     "AttenuationCorrection": "synthetic",
 }
-
-
-def _write_nifti(
-    path: Path, data: np.ndarray, affine: np.ndarray, *, seconds: bool = False
-) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = nib.Nifti1Image(data, affine)
-    image.header.set_xyzt_units("mm", "sec" if seconds else None)
-    image.set_qform(affine, code=1)
-    image.set_sform(affine, code=1)
-    nib.save(image, path)
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -87,19 +75,19 @@ def write_subject(root: Path, subject: SyntheticSubject, config: SynthConfig) ->
         sidecar["Units"] = UNITS[config.units]
         if config.realism == "scanner":
             sidecar["ManufacturersModelName"] = f"fdopa synthetic {config.scanner}"
-    _write_nifti(paths.static_pet, subject.static, subject.affine)
+    write_nifti(paths.static_pet, subject.static, subject.affine)
     _write_json(paths.static_sidecar, static_sidecar)
-    _write_nifti(clean.static_pet, subject.static_clean, subject.affine)
+    write_nifti(clean.static_pet, subject.static_clean, subject.affine)
     _write_json(clean.static_sidecar, static_sidecar)
     if subject.dynamic is not None and subject.dynamic_clean is not None:
-        _write_nifti(paths.dynamic_pet, subject.dynamic, subject.affine, seconds=True)
+        write_nifti(paths.dynamic_pet, subject.dynamic, subject.affine, seconds=True)
         _write_json(paths.dynamic_sidecar, dynamic_sidecar)
-        _write_nifti(clean.dynamic_pet, subject.dynamic_clean, subject.affine, seconds=True)
+        write_nifti(clean.dynamic_pet, subject.dynamic_clean, subject.affine, seconds=True)
         _write_json(clean.dynamic_sidecar, dynamic_sidecar)
     if subject.flair is not None:
-        _write_nifti(paths.flair, subject.flair, subject.affine)
-    _write_nifti(paths.labels, subject.labels, subject.affine)
-    _write_nifti(paths.manual_labels, subject.manual, subject.affine)
+        write_nifti(paths.flair, subject.flair, subject.affine)
+    write_nifti(paths.labels, subject.labels, subject.affine)
+    write_nifti(paths.manual_labels, subject.manual, subject.affine)
     _write_json(paths.truth, subject.truth)
 
 
