@@ -30,6 +30,10 @@ __all__ = [
 ]
 
 
+REGISTRATION_THREADS = 1
+"""Threads of every registration: fixed, so that results do not depend on the machine."""
+
+
 def to_sitk(array: np.ndarray, affine: np.ndarray, pixel: int = sitk.sitkFloat32) -> sitk.Image:
     """A 3-D (or 4-D, components last) array on a RAS grid as an ITK image at the same place."""
     lps = LPS_TO_RAS @ np.asarray(affine, float)
@@ -121,6 +125,8 @@ def mi_method(
 ) -> sitk.ImageRegistrationMethod:
     """A Mattes mutual-information registration (32 bins, linear interpolation), multi-level.
 
+    It runs on :data:`REGISTRATION_THREADS` threads whatever the machine, for reproducibility.
+
     Args:
         shrink: Shrink factor per level.
         smooth_mm: Gaussian smoothing σ (mm) per level.
@@ -132,6 +138,9 @@ def mi_method(
         The method, without optimizer and initial transform.
     """
     method = sitk.ImageRegistrationMethod()
+    # ITK splits the metric's sample over its threads, so the result depends on their number:
+    # a fixed count gives the same transform (and labels) on every machine.
+    method.SetNumberOfThreads(REGISTRATION_THREADS)
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     method.SetMetricSamplingStrategy(method.RANDOM)
     method.SetMetricSamplingPercentage(fraction, seed)
