@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torchio as tio
+from nibabel.affines import voxel_sizes
 
 from fdopa.data.transforms import build_preprocessing
 from fdopa.export.bundle import Bundle, read_bundle
@@ -52,6 +53,11 @@ log = logging.getLogger(__name__)
 Engine = Literal["eager", "torchscript"]
 DEFAULT_TTA_BOUND = 0.2
 """Largest 1 − Dice between the mirrored and plain tumour masks before a case is flagged."""
+BRAIN_ML_RANGE = (700.0, 2200.0)
+"""Plausible volume (mL) of brain, striatum and tumour together, from a 2-year-old to an adult
+(the synthetic children: 1048–1783 mL). Outside it the labels cover more than one brain (face,
+neck or salivary glands taken for brain or tumour in a whole-head scan) or less: flagged."""
+
 _REGION_EMPTY = re.compile(r"^(tumour|striatum|reference)_empty$")
 
 
@@ -305,7 +311,8 @@ class Predictor:
             frame_start_s=scan.frame_start_s, frame_duration_s=scan.frame_duration_s,
             participant_id=pid, source=scan.source,
         )  # fmt: skip
-        reasons = self.qc_reasons(indices, disagreement)
+        labelled_ml = float((labels > 0).sum() * np.prod(voxel_sizes(scan.affine))) / 1000.0
+        reasons = self.qc_reasons(indices, disagreement, labelled_ml=labelled_ml)
         log.info("%s: tumour %s mL, qc %s", pid, indices.tumour_ml, "; ".join(reasons) or "ok")
         return Prediction(
             labels=labels, affine=scan.affine, pet=scan.pet, indices=indices,
@@ -333,16 +340,20 @@ class Predictor:
             qc_reasons=tuple(reasons), probabilities=maps, stem=scan.stem, crop=box,
         )  # fmt: skip
 
-    def qc_reasons(self, indices: IndexResult, disagreement: float | None) -> list[str]:
+    def qc_reasons(
+        self, indices: IndexResult, disagreement: float | None, *, labelled_ml: float | None = None
+    ) -> list[str]:
         """Reasons for a human to review a case (empty: nothing to flag).
 
         Args:
             indices: The case's indices (``tumour_ml`` and the ``missing`` reasons are read).
             disagreement: 1 − Dice of the mirrored and plain tumour masks, None without TTA.
+            labelled_ml: Volume of brain, striatum and tumour together (mL), None to skip.
 
         Returns:
-            ``tta_disagreement …``, ``missing_region <tumour|striatum|reference>`` and
-            ``tumour_volume … outside the training range …`` entries, in that order.
+            ``tta_disagreement …``, ``missing_region <tumour|striatum|reference>``,
+            ``tumour_volume … outside the training range …`` and ``brain_volume … outside
+            [low, high] mL`` (:data:`BRAIN_ML_RANGE`) entries, in that order.
         """
         reasons = []
         if disagreement is not None and disagreement > self.tta_bound:
@@ -356,4 +367,7 @@ class Predictor:
                 f"tumour_volume {volume:.2f} mL outside the training range "
                 f"[{bounds[0]:.2f}, {bounds[1]:.2f}] mL"
             )
+        low, high = BRAIN_ML_RANGE
+        if labelled_ml is not None and not low <= labelled_ml <= high:
+            reasons.append(f"brain_volume {labelled_ml:.0f} mL outside [{low:g}, {high:g}] mL")
         return reasons

@@ -132,6 +132,17 @@ def test_qc_flags_volume_outside_training_range_missing_regions_and_tta_disagree
     empty[empty == 3] = 1
     none = compute_indices(inputs.static, empty, inputs.affine, "guideline")
     assert tiny_predictor.qc_reasons(none, None) == ["missing_region tumour"]
+
+    # a child's whole reference label map is one plausible brain; a face and neck labelled
+    # as brain (a whole-head scan the model never saw) or half a brain is flagged
+    voxel_ml = float(np.prod(np.abs(np.diag(inputs.affine)[:3]))) / 1000.0
+    child_ml = int((inputs.labels > 0).sum()) * voxel_ml
+    assert 900 < child_ml < 2000
+    assert tiny_predictor.qc_reasons(indices, 0.1, labelled_ml=child_ml) == []
+    for wrong in (3.0 * child_ml, 0.3 * child_ml):
+        assert tiny_predictor.qc_reasons(indices, 0.1, labelled_ml=wrong) == [
+            f"brain_volume {wrong:.0f} mL outside [700, 2200] mL"
+        ]
     assert tumour_dice(np.zeros(3, bool), np.zeros(3, bool)) == 1.0
 
 
