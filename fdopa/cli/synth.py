@@ -29,11 +29,16 @@ def add(commands: Commands) -> None:
     parser.add_argument("--jobs", type=int, default=-1,
                         help="worker processes (-1: all cores)")  # fmt: skip
     parser.add_argument("--realism", default="brainbox",
-                        help="brainbox (a brain-sized box, fast) or scanner (head and neck in a "
-                        "scanner's field of view, tilted and off-centre)")  # fmt: skip
+                        help="brainbox (a brain-sized box, fast), scanner (head and neck in a "
+                        "scanner's field of view, tilted and off-centre) or mixed (a share "
+                        "--scanner-fraction of scanner subjects, the others brain "
+                        "boxes)")  # fmt: skip
+    parser.add_argument("--scanner-fraction", type=float, default=0.5,
+                        help="share of scanner subjects of --realism mixed")  # fmt: skip
     parser.add_argument("--scanner", default=None,
                         help="scanner profile of --realism scanner: hr-256, std-256, std-200 "
-                        "(default), wb-200 or tiny")  # fmt: skip
+                        "(default), wb-200, tiny, or random (a clinical profile drawn per subject "
+                        "with its voxel size, PSF and noise jittered by up to 15 %%)")  # fmt: skip
     parser.add_argument("--orientation", default="ras", help="storage order: ras or lps")
     parser.add_argument("--units", default="suv",
                         help="PET units: suv (g/mL) or bqml (Bq/mL, dose and weight in the "
@@ -51,12 +56,15 @@ def run(args: argparse.Namespace) -> int:
         cohort=args.cohort, n=args.n, grid=args.grid, dynamic_fraction=args.dynamic_fraction,
         seed=args.seed, framing=args.framing, flair=not args.no_flair, noise=not args.noise_free,
         realism=args.realism, orientation=args.orientation, units=args.units,
+        scanner_fraction=args.scanner_fraction,
         **({"scanner": args.scanner} if args.scanner else {}),
     )  # fmt: skip
     start = time.perf_counter()
     table = generate_cohort(config, args.out, overwrite=args.overwrite, n_jobs=args.jobs)
     seconds = time.perf_counter() - start
-    where = f"{config.scanner} scanner" if config.realism == "scanner" else f"{config.grid} grid"
+    where = {"scanner": f"{config.scanner} scanner", "brainbox": f"{config.grid} grid"}.get(
+        config.realism, f"{config.grid} grid + {config.scanner} scanner"
+    )
     print(
         f"wrote {len(table)} {config.cohort} subjects ({where}, "
         f"{int(table['dynamic'].sum())} dynamic) to {args.out} in {seconds:.1f} s "

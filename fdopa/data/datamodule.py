@@ -156,6 +156,10 @@ class FdopaDataModule(L.LightningDataModule):
         channel_dropout: Channel name → probability of blanking it in a training volume
             (:class:`~fdopa.data.transforms.RandomChannelDropout`, after augmentation), so
             the model also works without that channel; ``None`` or ``{}``: never.
+        spacing_mm: Voxel size (mm) of the model grid: every volume is cut to its located head
+            and mapped to that grid as the predictor does
+            (:class:`~fdopa.data.model_view.ToModelGrid`), so cohorts of scanner images of any
+            field of view and voxel size train together; ``None``: volumes as stored (one grid).
     """
 
     def __init__(
@@ -181,6 +185,7 @@ class FdopaDataModule(L.LightningDataModule):
         run_dir: str | None = None,
         max_subjects: int | None = None,
         channel_dropout: Mapping[str, float] | None = None,
+        spacing_mm: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -195,7 +200,10 @@ class FdopaDataModule(L.LightningDataModule):
         probabilities = _plain(label_probabilities or DEFAULT_LABEL_PROBABILITIES)
         self.label_probabilities = {int(k): float(v) for k, v in probabilities.items()}
         self.batch_size, self.num_workers = batch_size, num_workers
-        self.preprocess = build_preprocessing(self.channels, normalisation, suv_scale=suv_scale)
+        self.spacing_mm = None if spacing_mm is None else tuple(float(v) for v in spacing_mm)
+        self.preprocess = build_preprocessing(
+            self.channels, normalisation, suv_scale=suv_scale, spacing_mm=self.spacing_mm
+        )
         self.normalisation = normalisation
         self.augment = augment
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -304,7 +312,9 @@ class FdopaDataModule(L.LightningDataModule):
                     f"{subject.static_pet}: sidecar Units {subject.pet_units!r} is not SUV; "
                     f"normalisation 'suv' needs one of {sorted(SUV_UNITS)} (or use 'zscore')"
                 )
-            if any(p > n for p, n in zip(self.patch_size, subject.shape, strict=True)):
+            if self.spacing_mm is None and any(
+                p > n for p, n in zip(self.patch_size, subject.shape, strict=True)
+            ):
                 raise ValueError(
                     f"patch_size: {self.patch_size} exceeds the volume {subject.shape} of "
                     f"{subject.static_pet}"

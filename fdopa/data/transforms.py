@@ -16,6 +16,7 @@ import torchio as tio
 from torchio.transforms.augmentation import RandomTransform
 from torchio.transforms.intensity_transform import IntensityTransform
 
+from fdopa.data.model_view import ToModelGrid
 from fdopa.layout import CHANNELS
 
 #: Intensity normalisations of the PET channel, selected by name.
@@ -185,10 +186,14 @@ def build_preprocessing(
     normalisation: str = "suv",
     *,
     suv_scale: float = DEFAULT_SUV_SCALE,
+    spacing_mm: Sequence[float] | None = None,
 ) -> tio.Compose:
     """Deterministic preprocessing: canonical orientation, then intensity normalisation.
 
-    Every image (channels, label map, any extra copy) is reoriented to RAS+; the PET channel
+    With ``spacing_mm`` every image is first cut to the head and mapped to the model grid of
+    that voxel size (:class:`fdopa.data.model_view.ToModelGrid`, located on ``pet``, the
+    mapping of prediction). Every image (channels, label map, any extra copy) is reoriented
+    to RAS+; the PET channel
     gets :func:`pet_normalisation`, the FLAIR channel a z-score over its foreground. Images not
     named ``pet`` or ``flair`` (for instance an unnormalised PET copy) keep their intensities.
 
@@ -196,6 +201,7 @@ def build_preprocessing(
         channels: Input channels, a subset of :data:`CHANNELS`.
         normalisation: PET normalisation name, one of :data:`NORMALISATIONS`.
         suv_scale: SUV scale of the ``suv`` normalisation.
+        spacing_mm: Model-grid voxel size (mm), or ``None`` to keep the stored grids.
 
     Returns:
         The composed transform.
@@ -205,6 +211,8 @@ def build_preprocessing(
     """
     check_channels(channels)
     steps: list[tio.Transform] = [tio.ToCanonical()]
+    if spacing_mm is not None:
+        steps.insert(0, ToModelGrid(spacing_mm))
     pet = pet_normalisation(normalisation, suv_scale=suv_scale)
     if "pet" in channels and pet is not None:
         steps.append(pet)

@@ -1,9 +1,11 @@
 """Prediction with a bundle: label map, probabilities, PET indices and a QC verdict.
 
-The head is located first (:func:`fdopa.export.localise.locate_head`: a classical mask of the
+The head is located first (:func:`fdopa.data.localise.locate_head`: a classical mask of the
 uptake) and the network runs only in that box; the labels outside it are background. The box's
 part of the scan is mapped to the bundle's model grid (RAS+, training spacing; exact copies when
-only axes are permuted or flipped, else linear interpolation), preprocessed by the very
+only axes are permuted or flipped, else linear interpolation:
+:class:`fdopa.data.model_view.ModelView`, which training with ``data.spacing_mm`` applies too),
+preprocessed by the very
 transforms of training (:func:`fdopa.data.transforms.build_preprocessing`), segmented by sliding
 windows with the validation code (:func:`fdopa.models.inference.predict_volume`, Hann-weighted
 blending by default), optionally averaged with its left-right mirror (test-time augmentation),
@@ -19,7 +21,6 @@ A scan with no head in it, a failed localisation and an SUV scale that cannot be
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
@@ -34,13 +35,13 @@ import torch
 import torchio as tio
 from nibabel.affines import voxel_sizes
 
+from fdopa.data.localise import HeadBox
+from fdopa.data.model_view import ModelView
 from fdopa.data.transforms import build_preprocessing
 from fdopa.export.bundle import Bundle, read_bundle
 from fdopa.export.inputs import ImageInput, ScanInput, SidecarInput, load_scan
-from fdopa.export.localise import HeadBox, full_box, locate_head
 from fdopa.export.metadata import tumour_ml_range
 from fdopa.export.qc import tracer_scale_reason, unanalysable_indices
-from fdopa.export.resample import map_to_grid, model_grid
 from fdopa.kinetics import IndexResult, Preset, compute_indices
 from fdopa.labels import TUMOUR
 from fdopa.models.inference import predict_volume
@@ -135,7 +136,7 @@ class Predictor:
         tta_bound: Largest tolerated 1 − Dice between the mirrored and plain tumour masks.
         postprocess: Label clean-up on the model grid (default: the bundle's
             ``inference.postprocess``; ``PostProcess()`` turns it off).
-        crop: Run the network only in the located head box (:mod:`fdopa.export.localise`);
+        crop: Run the network only in the located head box (:mod:`fdopa.data.localise`);
             False runs it on the whole image.
 
     Examples:
@@ -202,25 +203,33 @@ class Predictor:
         """Input channels a scan must have: the bundle's, less those trained with dropout."""
         return tuple(c for c in self.config.channels if c not in self.config.optional_channels)
 
-    def model_input(self, scan: ScanInput) -> tuple[torch.Tensor, np.ndarray]:
-        """Preprocessed channels on the model grid, and that grid's affine.
+    def view(self, scan: ScanInput) -> ModelView:
+        """The scan's head box (when :attr:`crop`) and model grid."""
+        return ModelView.of(scan.pet, scan.affine, self.config.spacing_mm, crop=self.crop)
+
+    def model_input(
+        self, scan: ScanInput, view: ModelView | None = None
+    ) -> tuple[torch.Tensor, ModelView]:
+        """Preprocessed channels on the model grid, and the :class:`ModelView` they came by.
 
         An optional channel (see :attr:`required_channels`) that the scan lacks is fed as
         zeros, its value after preprocessing, as it was blanked in training.
         """
-        affine, shape = model_grid(scan.affine, scan.pet.shape, self.config.spacing_mm)
+        view = view or self.view(scan)
         arrays = {"pet": scan.pet, "flair": scan.flair}
         given = [c for c in self.config.channels if arrays[c] is not None]
         images = {}
         for channel in given:
-            volume = map_to_grid(arrays[channel].astype(np.float32), scan.affine, affine, shape, 1)
-            images[channel] = tio.ScalarImage(tensor=torch.from_numpy(volume[None]), affine=affine)
+            volume = view.to_model(arrays[channel].astype(np.float32), 1)
+            images[channel] = tio.ScalarImage(
+                tensor=torch.from_numpy(volume[None]), affine=view.affine
+            )
         subject = self.preprocess(tio.Subject(**images))
-        blank = torch.zeros((1, *shape), dtype=torch.float32)
+        blank = torch.zeros((1, *view.shape), dtype=torch.float32)
         image = torch.cat(
             [subject[c].data.float() if c in given else blank for c in self.config.channels]
         )
-        return image, affine
+        return image, view
 
     def predict(
         self,
@@ -271,14 +280,11 @@ class Predictor:
         )  # fmt: skip
         pid = participant_id or scan.stem.split("_")[0]
         native = scan.pet.shape
-        box = locate_head(scan.pet, scan.affine) if self.crop else full_box(native)
+        view = self.view(scan)
+        box = view.box
         if box.failure is not None:
             return self._unanalysable(scan, np.zeros(native, np.uint8), box, pid, preset, [])
-        region = dataclasses.replace(
-            scan, pet=scan.pet[box.slices], affine=box.affine(scan.affine), dynamic=None,
-            flair=None if scan.flair is None else scan.flair[box.slices],
-        )  # fmt: skip
-        image, grid = self.model_input(region)
+        image, _ = self.model_input(scan, view)
         probs = torch.softmax(self.logits(image), dim=0)
         disagreement = None
         if self.tta:
@@ -291,15 +297,8 @@ class Predictor:
         if self.postprocess.active:
             voxel_ml = float(np.prod(self.config.spacing_mm)) / 1000.0
             labels_model = postprocess_labels(labels_model, voxel_ml, self.postprocess)
-        labels = np.zeros(native, np.uint8)  # background outside the head box
-        labels[box.slices] = map_to_grid(labels_model, grid, region.affine, region.pet.shape, 0)
-        maps = None
-        if probabilities:
-            maps = np.zeros((probs.shape[0], *native), np.float32)
-            maps[0] = 1.0
-            maps[(slice(None), *box.slices)] = map_to_grid(
-                probs.numpy(), grid, region.affine, region.pet.shape, 1
-            )
+        labels = view.to_native(labels_model, 0)  # background outside the head box
+        maps = view.to_native(probs.numpy(), 1, outside=1.0) if probabilities else None
         if self.input_spec.get("units"):  # absolute SUV: its scale can be checked
             head = np.zeros(native, bool)
             head[box.slices] = True

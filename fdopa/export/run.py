@@ -25,11 +25,11 @@ import yaml
 from nibabel.affines import voxel_sizes
 
 from fdopa.data.cohort import canonical_shape, load_cohort
+from fdopa.data.resample import SPACING_RTOL
 from fdopa.data.transforms import DEFAULT_SUV_SCALE
 from fdopa.export.bundle import Bundle, sha256, write_bundle
 from fdopa.export.bundle_config import BundleConfig, BundleError
 from fdopa.export.metadata import build_metadata
-from fdopa.export.resample import SPACING_RTOL
 from fdopa.labels import TUMOUR
 from fdopa.layout import LABELS_DIR, RUN_CONFIG, SPLITS_FILE
 from fdopa.models.transfer import read_checkpoint
@@ -135,7 +135,8 @@ def training_summary(
 
     Returns:
         ``cohort``, ``data_root``, ``n_subjects``, ``n_train``, ``n_val``, ``fold``,
-        ``n_folds``, ``subjects_from``, ``spacing_mm`` (median), ``spacing_mm_range``,
+        ``n_folds``, ``subjects_from``, ``spacing_mm`` (``data.spacing_mm``, else the median),
+        ``spacing_mm_range``,
         ``grid_shape`` (most common, RAS), ``tumour_ml_range``, ``tumour_ml_median``,
         ``synthetic`` (the generator options or None).
 
@@ -173,7 +174,9 @@ def training_summary(
         voxel_ml = float(np.prod(voxel_sizes(labels.affine))) / 1000.0
         tumour_ml.append(int(np.count_nonzero(np.asarray(labels.dataobj) == TUMOUR)) * voxel_ml)
     spacing = np.median(np.asarray(zooms), axis=0)
-    if not np.allclose(zooms, spacing, rtol=SPACING_RTOL, atol=0.0):
+    if data.get("spacing_mm") is not None:  # every volume was mapped to this model grid
+        spacing = np.asarray(data["spacing_mm"], float)
+    elif not np.allclose(zooms, spacing, rtol=SPACING_RTOL, atol=0.0):
         log.warning("training spacings differ (%s); the bundle uses the median", sorted(set(zooms)))
     synth = data.get("synth")
     cohorts = sorted({str(s.participant.get("cohort")) for s in train if "cohort" in s.participant})

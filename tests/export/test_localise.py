@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fdopa.cli import main
-from fdopa.export.localise import locate_head
+from fdopa.data.localise import locate_head
 from fdopa.export.predictor import Predictor
 from fdopa.kinetics import InputError
 from fdopa.layout import SubjectPaths

@@ -9,6 +9,7 @@ dynamic flag, so the result is identical whatever the number of workers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -73,8 +74,9 @@ def write_subject(root: Path, subject: SyntheticSubject, config: SynthConfig) ->
     static_sidecar, dynamic_sidecar = _sidecars(subject, config.static_window_s)
     for sidecar in (static_sidecar, dynamic_sidecar):  # scanner realism and storage options
         sidecar["Units"] = UNITS[config.units]
-        if config.realism == "scanner":
-            sidecar["ManufacturersModelName"] = f"fdopa synthetic {config.scanner}"
+        if "scanner" in subject.truth:
+            profile = subject.truth["scanner"]["profile"]
+            sidecar["ManufacturersModelName"] = f"fdopa synthetic {profile}"
     write_nifti(paths.static_pet, subject.static, subject.affine)
     _write_json(paths.static_sidecar, static_sidecar)
     write_nifti(clean.static_pet, subject.static_clean, subject.affine)
@@ -141,17 +143,22 @@ def generate_cohort(
     dynamic[dynamic_rng.choice(config.n, n_dynamic, replace=False)] = True
     seeds = np.random.SeedSequence([config.seed, 1]).spawn(config.n)
     ids = config.participant_ids()
+    realisms = {True: "scanner", False: "brainbox"}
+    configs = [dataclasses.replace(config, realism=realisms[bool(s)])
+               for s in config.scanner_subjects()]  # fmt: skip
 
     with staged_dir(out, kind="cohort", overwrite=overwrite) as root:
         jobs = (
-            delayed(_generate_one)(config, root, pid, seed, bool(dyn))
-            for pid, seed, dyn in zip(ids, seeds, dynamic, strict=True)
+            delayed(_generate_one)(subject_config, root, pid, seed, bool(dyn))
+            for subject_config, pid, seed, dyn in zip(configs, ids, seeds, dynamic, strict=True)
         )
         rows: list[dict[str, Any]] = []
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())  # fmt: skip
         with Progress(*columns, disable=not progress, transient=False) as bar:
-            where = config.scanner if config.realism == "scanner" else config.grid
+            where = {"scanner": config.scanner, "brainbox": config.grid}.get(
+                config.realism, f"{config.grid} + {config.scanner}"
+            )
             task = bar.add_task(f"synth {config.cohort} ({where})", total=config.n)
             runner = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
             for row in runner(jobs):

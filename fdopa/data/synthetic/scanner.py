@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from fdopa.data.synthetic.subject import SyntheticSubject
     from fdopa.data.synthetic.synth_config import SynthConfig
 
-REALISMS: tuple[str, ...] = ("brainbox", "scanner")
+REALISMS: tuple[str, ...] = ("brainbox", "scanner", "mixed")
 ORIENTATIONS: tuple[str, ...] = ("ras", "lps")
 #: ``--units`` choice → sidecar ``Units``.
 UNITS: dict[str, str] = {"suv": "g/mL", "bqml": "Bq/mL"}
@@ -92,6 +92,30 @@ PROFILES: dict[str, ScannerProfile] = {
     "tiny": ScannerProfile(64, 5.0, 64, 5.0, 6.0, 1.0, "coarse 320 mm cube for tests and demos"),
 }
 DEFAULT_PROFILE = "std-200"
+RANDOM_PROFILE = "random"
+"""``scanner`` value drawing each subject's profile (:func:`draw_profile`)."""
+JITTER = 0.15
+"""Largest relative change of a drawn profile's pixel size, slice thickness, PSF and noise."""
+
+
+def draw_profile(rng: np.random.Generator) -> tuple[str, ScannerProfile]:
+    """A clinical profile (any but ``tiny``) with its geometry and noise jittered.
+
+    Pixel size, slice thickness, PSF FWHM and noise factor are each multiplied by a factor drawn
+    uniformly in 1 ± :data:`JITTER`; the matrix and slice count stay, so the field of view
+    changes with the voxel size. The name is the base profile's with a ``~`` suffix.
+    """
+    name = str(rng.choice([k for k in PROFILES if k != "tiny"]))
+    base = PROFILES[name]
+    pixel, slice_mm, psf, noise = (
+        v * float(rng.uniform(1 - JITTER, 1 + JITTER))
+        for v in (base.pixel_mm, base.slice_mm, base.psf_fwhm_mm, base.noise)
+    )
+    profile = dataclasses.replace(
+        base, pixel_mm=round(pixel, 3), slice_mm=round(slice_mm, 3),
+        psf_fwhm_mm=round(psf, 3), noise=round(noise, 3), description=f"{name}, jittered",
+    )  # fmt: skip
+    return f"{name}~", profile
 
 
 @dataclass(frozen=True)
@@ -169,12 +193,15 @@ class Scan:
     def draw(cls, config: SynthConfig, seed: np.random.SeedSequence, warp: Warp) -> Scan:
         """Draw the pose, head SUVs and head kinetics from the subject's seed."""
         rng = _scanner_rng(seed)
+        name, profile = config.scanner, PROFILES.get(config.scanner)
+        if profile is None:  # RANDOM_PROFILE
+            name, profile = draw_profile(rng)
         placement = Placement.random(rng)
         suvs = head.draw_suvs(rng)
         frames, record = head.head_tacs(
             rng, Framing.from_spec(config.framing), config.static_window_s, config.parameter_cv
         )
-        return cls(config.scanner, PROFILES[config.scanner], placement, warp, suvs, frames, record)
+        return cls(name, profile, placement, warp, suvs, frames, record)
 
     @property
     def affine(self) -> np.ndarray:

@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 
 from fdopa.data.synthetic.geometry import GRIDS
-from fdopa.data.synthetic.scanner import DEFAULT_PROFILE, ORIENTATIONS, PROFILES, REALISMS, UNITS
+from fdopa.data.synthetic.scanner import (
+    DEFAULT_PROFILE,
+    ORIENTATIONS,
+    PROFILES,
+    RANDOM_PROFILE,
+    REALISMS,
+    UNITS,
+)
 from fdopa.data.synthetic.tracer import Framing
 
 COHORTS: tuple[str, ...] = ("adult", "paediatric")
@@ -36,10 +43,15 @@ class SynthConfig:
             ×1.2–1.5).
         noise_fwhm_mm: Range of the noise-correlation FWHM (mm).
         prefix: Participant label prefix; defaults to ``ad`` (adult) or ``pd`` (paediatric).
-        realism: ``brainbox`` (a brain-sized box on ``grid``) or ``scanner`` (a head and neck in
-            the field of view of ``scanner``, tilted and off-centre; ``grid`` is then unused).
+        realism: ``brainbox`` (a brain-sized box on ``grid``), ``scanner`` (a head and neck in
+            the field of view of ``scanner``, tilted and off-centre; ``grid`` is then unused) or
+            ``mixed`` (an exact share ``scanner_fraction`` of the subjects, chosen from ``seed``
+            and ``n``, as ``scanner``, the others as ``brainbox``).
         scanner: Scanner profile of the ``scanner`` realism (a key of
-            :data:`fdopa.data.synthetic.scanner.PROFILES`).
+            :data:`fdopa.data.synthetic.scanner.PROFILES`), or ``random``: a clinical profile
+            drawn per subject with its voxel size, PSF and noise jittered
+            (:func:`fdopa.data.synthetic.scanner.draw_profile`).
+        scanner_fraction: Share of scanner subjects of the ``mixed`` realism, in [0, 1].
         orientation: Storage order of the arrays, ``ras`` or ``lps``.
         units: PET image units, ``suv`` (g/mL) or ``bqml`` (Bq/mL with dose and weight in the
             sidecar).
@@ -62,6 +74,7 @@ class SynthConfig:
     scanner: str = DEFAULT_PROFILE
     orientation: str = "ras"
     units: str = "suv"
+    scanner_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if self.cohort not in COHORTS:
@@ -74,12 +87,15 @@ class SynthConfig:
             raise ValueError(
                 f"grid: unknown output grid {self.grid!r}; choose one of {sorted(GRIDS)}"
             )
-        for name, allowed in (("realism", REALISMS), ("scanner", tuple(PROFILES)),
+        scanners = (*PROFILES, RANDOM_PROFILE)
+        for name, allowed in (("realism", REALISMS), ("scanner", scanners),
                               ("orientation", ORIENTATIONS), ("units", tuple(UNITS))):  # fmt: skip
             if getattr(self, name) not in allowed:
                 raise ValueError(
                     f"{name}: unknown value {getattr(self, name)!r}; choose one of {allowed}"
                 )
+        if not 0.0 <= self.scanner_fraction <= 1.0:
+            raise ValueError(f"scanner_fraction: must lie in [0, 1], got {self.scanner_fraction}")
         if not 0.0 <= self.dynamic_fraction <= 1.0:
             raise ValueError(f"dynamic_fraction: must lie in [0, 1], got {self.dynamic_fraction}")
         if not 0.0 <= self.parameter_cv < 1.0:
@@ -109,14 +125,24 @@ class SynthConfig:
         """The options as JSON values (tuples as lists), as ``dataset_description.json`` keeps them.
 
         A data module compares this record with a cohort's to tell whether it was generated with
-        the same options. A brain box leaves out ``realism`` and ``scanner``, and the storage
-        options are left out at their defaults, so a brain-box cohort's record is the one it had
-        before they existed.
+        the same options. A brain box leaves out ``realism`` and ``scanner``, only ``mixed``
+        keeps ``scanner_fraction``, and the storage options are left out at their defaults, so a
+        brain-box cohort's record is the one it had before they existed.
         """
         skip = {"realism", "scanner"} if self.realism == "brainbox" else set()
+        skip |= set() if self.realism == "mixed" else {"scanner_fraction"}
         skip |= {k for k, v in (("orientation", "ras"), ("units", "suv")) if getattr(self, k) == v}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items()
                 if k not in skip}  # fmt: skip
+
+    def scanner_subjects(self) -> np.ndarray:
+        """Which subjects are generated in the ``scanner`` realism (boolean, length ``n``)."""
+        if self.realism != "mixed":
+            return np.full(self.n, self.realism == "scanner")
+        chosen = np.zeros(self.n, bool)
+        count = round(self.scanner_fraction * self.n)
+        chosen[np.random.default_rng([self.seed, 2]).choice(self.n, count, replace=False)] = True
+        return chosen
 
     def participant_ids(self) -> list[str]:
         """Participant labels ``sub-<prefix>NNN`` of the cohort."""

@@ -77,6 +77,11 @@ class HeadBox:
         """The crop as native-grid slices."""
         return tuple(slice(a, b) for a, b in zip(self.start, self.stop, strict=True))  # type: ignore[return-value]
 
+    @property
+    def size(self) -> tuple[int, int, int]:
+        """Spatial shape of the crop."""
+        return tuple(b - a for a, b in zip(self.start, self.stop, strict=True))  # type: ignore[return-value]
+
     def affine(self, affine: np.ndarray) -> np.ndarray:
         """The affine of the cropped grid, given the native one."""
         shifted = np.array(affine, dtype=float)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from nibabel.processing import resample_from_to
 
-from fdopa.export.resample import map_to_grid, model_grid
+from fdopa.data.resample import map_to_grid, model_grid
 
 
 def _volume(shape=(12, 10, 8), seed=0):
