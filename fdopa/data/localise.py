@@ -10,9 +10,11 @@ grid from the uptake alone, in a way that does not depend on the image's units:
    :data:`SMOOTH_MM`, zeros beyond the borders) and thresholded at :data:`HEAD_FRACTION` of
    its robust maximum (99.5th percentile of the data extent); the largest connected component
    is kept;
-3. along an axis where that component is longer than the brain can be
-   (:data:`BRAIN_EXTENT_MM`: neck, shoulders), the box is cut to that length around the centre of
-   the hottest :data:`HOT_FRACTION` of the component (striatum and cortex in FDOPA);
+3. where the component is longer than the brain can be (:data:`BRAIN_EXTENT_MM`: neck,
+   shoulders) along the array axis closest to superior, it is cut to that length below the
+   vertex (its top end in world coordinates; the hottest voxels may be salivary glands, not
+   striatum); along any other axis still too long, the box is cut to that length around the
+   centre of the hottest :data:`HOT_FRACTION` of the component;
 4. the box grows by :data:`MARGIN_MM` on each side, clipped to the head's acquired data (the
    bounding box of the non-zero regions that touch the head: a zero-padded matrix and activity
    separated from the head by zeros do not move it).
@@ -161,6 +163,18 @@ def locate_head(pet: np.ndarray, affine: np.ndarray) -> HeadBox:
         return HeadBox(full.start, full.stop, shape, head_ml=head_ml, failure="localisation_failed")
     start, stop = _box(head)
     longest = np.floor(BRAIN_EXTENT_MM / coarse_zooms).astype(int)
+    up = int(np.argmax(np.abs(affine[2, :3])))  # the array axis closest to superior
+    if stop[up] - start[up] > longest[up]:  # head and neck: keep the part below the vertex
+        if affine[2, up] > 0:
+            start[up] = stop[up] - longest[up]
+        else:
+            stop[up] = start[up] + longest[up]
+        slab = np.zeros_like(head)
+        keep = tuple(slice(a, b) if axis == up else slice(None)
+                     for axis, (a, b) in enumerate(zip(start, stop, strict=True)))  # fmt: skip
+        slab[keep] = head[keep]
+        head = slab
+        start, stop = _box(head)
     if np.any(stop - start > longest):
         values = smooth[head]
         hot = np.argwhere(head)[values >= np.quantile(values, 1.0 - HOT_FRACTION)]

@@ -4,7 +4,8 @@ For every validation volume the PET indices are computed twice on the same stati
 the same preset — once on the predicted label map (``validation_step``'s ``pred``) and once on
 the reference labels — with the dynamic indices when the subject has a 4-D image. The 4-D
 image is read from disk and brought to the canonical RAS+ orientation of the batch (the data
-module reorients ``pet``/``label``), then checked against the batch's grid. Reference results
+module reorients ``pet``/``label``); when the batch is on another grid (the model grid of
+``data.spacing_mm``) the frames are mapped to it linearly, as the static PET was. Reference results
 never change and are computed once per subject; the 4-D images are kept in memory between
 epochs unless ``cache_dynamic`` is off.
 
@@ -43,6 +44,7 @@ import pandas as pd
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
+from fdopa.data.resample import map_to_grid
 from fdopa.evaluation.agreement import agreement_table, paired_values
 from fdopa.evaluation.names import DEFAULT_INDICES, SCORE_INDICES
 from fdopa.evaluation.score import clinical_score, subject_terms
@@ -148,11 +150,10 @@ class ClinicalEvaluation(L.Callback):
             sidecar = str(batch["sidecar_path"][0]) or None
             frames, frames_affine, starts, durations = load_canonical_dynamic(path, sidecar)
             if frames.shape[:3] != shape or not np.allclose(frames_affine, affine, atol=_GRID_TOL):
-                raise InputError(
-                    path,
-                    "affine",
-                    "the canonical 4-D grid differs from the validation batch's static PET grid",
-                )
+                # The batch is on the model grid (data.spacing_mm): the frames follow it.
+                stack = np.moveaxis(frames, -1, 0)
+                moved = map_to_grid(stack, frames_affine, affine, shape, order=1)
+                frames = np.ascontiguousarray(np.moveaxis(moved, 0, -1))
             if not self.cache_dynamic:
                 return frames, starts, durations
             self._frames[path] = (frames, starts, durations)
