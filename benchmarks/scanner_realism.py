@@ -16,6 +16,12 @@ reference label map) and the per-child ratio scanner / brain box; the automatic 
 on the scanner image relative to the brain box, and the share of children within 5 %; seconds
 per prediction and the process's peak resident memory after each geometry. Per-child rows go
 to ``--out/children.csv``.
+
+The two images of a child are not the same image (voxel size, PSF, noise draw), so even the
+reference delineation's T/S and TBRmax differ between them (``ref_*_ratio``). The share within
+5 % is therefore printed twice: for the automatic indices as they are, and for the automatic
+indices relative to each geometry's reference (``*_vs_ref_ratio``: the part the segmentation
+adds).
 """
 
 from __future__ import annotations
@@ -94,19 +100,31 @@ def main() -> None:
         "tbr_max_ratio": scan["auto_tbr_max"] / box["auto_tbr_max"],
         "ref_tsr_ratio": scan["ref_tsr"] / box["ref_tsr"],
         "ref_tbr_max_ratio": scan["ref_tbr_max"] / box["ref_tbr_max"],
+        **{f"{index}_vs_ref_ratio": (scan[f"auto_{index}"] / scan[f"ref_{index}"])
+           / (box[f"auto_{index}"] / box[f"ref_{index}"]) for index in ("tsr", "tbr_max")},
         "qc_flag_scanner": scan["qc_flag"], "qc_reasons_scanner": scan["qc_reasons"],
     })  # fmt: skip
     rows.to_csv(args.out / "children.csv")
-    within = ((rows["tsr_ratio"] - 1).abs() <= 0.05) & ((rows["tbr_max_ratio"] - 1).abs() <= 0.05)
-    print(rows.round(3).to_string())
+
+    def within(suffix: str) -> pd.Series:
+        return ((rows[f"tsr{suffix}"] - 1).abs() <= 0.05) & (
+            (rows[f"tbr_max{suffix}"] - 1).abs() <= 0.05
+        )
+
+    print(rows.drop(columns="qc_reasons_scanner").round(3).to_string())
+    for pid, reasons in rows["qc_reasons_scanner"].items():
+        if reasons:
+            print(f"  QC {pid}: {reasons}")
     print(
         f"tumour Dice brain box {rows['dice_tumour_brainbox'].mean():.3f}, scanner "
         f"{rows['dice_tumour_scanner'].mean():.3f}; ratio of means "
         f"{rows['dice_tumour_scanner'].mean() / rows['dice_tumour_brainbox'].mean():.3f} "
         "(target >= 0.95)"
     )
-    print(f"T/S and TBRmax within 5 % of the brain box: {within.sum()} of {len(rows)} children "
-          f"({100 * within.mean():.0f} %, target >= 90 %)")  # fmt: skip
+    for suffix, what in (("_ratio", "as measured"), ("_vs_ref_ratio", "relative to the reference")):
+        hits = within(suffix)
+        print(f"T/S and TBRmax within 5 % of the brain box ({what}): {hits.sum()} of {len(rows)} "
+              f"children ({100 * hits.mean():.0f} %, target >= 90 %)")  # fmt: skip
     print(f"wrote {args.out / 'children.csv'}")
 
 

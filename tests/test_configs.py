@@ -151,3 +151,15 @@ def test_the_recipe_trains_on_pet_and_flair_with_flair_dropout(tmp_path):
         assert list(cfg.data.channels) == ["pet", "flair"]
         assert 0 < cfg.data.channel_dropout.flair < 1
     assert compose_train([], output_dir=tmp_path).data.channel_dropout is None
+
+
+def test_mixed_data_is_its_own_cohort_on_the_model_grid(tmp_path):
+    from fdopa.data.synthetic import SynthConfig
+
+    tiny = compose_train([], output_dir=tmp_path).data
+    mixed = compose_train(["data=mixed"], output_dir=tmp_path).data
+    assert mixed.root != tiny.root and tiny.spacing_mm is None
+    module = instantiate(mixed)
+    assert module.spacing_mm == (4.0, 4.0, 4.0)
+    config = SynthConfig(**OmegaConf.to_container(mixed.synth, resolve=True))
+    assert config.scanner_subjects().sum() == round(0.5 * config.n)

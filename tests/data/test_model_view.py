@@ -111,7 +111,7 @@ def test_mixed_realism_draws_an_exact_share_and_keeps_old_records():
     assert SynthConfig(n=10, realism="scanner").scanner_subjects().all()
     assert "scanner_fraction" not in SynthConfig(realism="scanner").record()
     assert config.record()["scanner_fraction"] == 0.3
-    with pytest.raises(ValueError, match="^scanner_fraction: must lie in"):
+    with pytest.raises(ValueError, match=r"^scanner_fraction: must lie in"):
         SynthConfig(realism="mixed", scanner_fraction=1.5)
 
 
@@ -126,7 +126,7 @@ def test_clinical_evaluation_maps_frames_to_the_batch_grid(tmp_path):
     grid = np.diag([4.0, 4.0, 4.0, 1.0])
     grid[:3, 3] = [1.0, 1.0, 0.5]
     batch = {"dynamic_path": [str(path)], "sidecar_path": [""]}
-    moved, starts, durations = ClinicalEvaluation()._dynamic(batch, (10, 12, 13), grid)
+    moved, starts, _ = ClinicalEvaluation()._dynamic(batch, (10, 12, 13), grid)
     assert moved.shape == (10, 12, 13, 3)
     np.testing.assert_allclose(moved, np.broadcast_to(values, moved.shape), rtol=1e-6)
     np.testing.assert_allclose(starts, [0, 60, 120])
@@ -141,8 +141,10 @@ def test_a_mixed_cohort_trains_on_the_model_grid(tmp_path, capsys):
     assert "wrote 3 paediatric subjects (tiny grid + tiny scanner" in capsys.readouterr().out
     shapes = sorted(nib.load(SubjectPaths(out, f"sub-pd00{i}").static_pet).shape for i in (1, 2, 3))
     assert shapes == [(44, 52, 44), (44, 52, 44), (64, 64, 64)]
-    module = FdopaDataModule(str(out), n_folds=3, stratify=None, spacing_mm=(4.0, 4.0, 4.0),
-                             patch_size=(16, 16, 16), samples_per_volume=2, queue_length=6)  # fmt: skip
+    module = FdopaDataModule(
+        str(out), n_folds=3, stratify=None, spacing_mm=(4.0, 4.0, 4.0), patch_size=(16, 16, 16),
+        samples_per_volume=2, queue_length=6,
+    )  # fmt: skip
     module.setup()
     volume = next(iter(module.val_dataloader()))
     assert np.allclose(np.diag(volume["affine"][0].numpy())[:3], 4.0)

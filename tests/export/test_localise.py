@@ -93,6 +93,39 @@ def test_the_classical_head_box_covers_the_labelled_head(paediatric_cohort):
     assert inside[labels > 0].all()
 
 
+def _head_and_neck(flip_z: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 240×240×320 mm phantom (2 mm): brain on a neck and shoulders, glands hotter than it.
+
+    Returns the image, its affine and the brain mask (the truth the box must hold).
+    """
+    x, y, z = np.meshgrid(*(np.arange(n) * 2.0 + 1.0 for n in (120, 120, 160)), indexing="ij")
+    x, y = x - 120.0, y - 120.0
+    brain = (x / 65) ** 2 + (y / 80) ** 2 + ((z - 240) / 60) ** 2 <= 1
+    image = np.where(brain, 1.5, 0.0)
+    image[brain & ((np.abs(x) - 15) ** 2 + y**2 + (z - 235) ** 2 <= 12**2)] = 2.5  # striatum
+    image[(x**2 + y**2 <= 50**2) & (z < 190) & ~brain] = 1.0  # neck
+    image[(np.abs(x) <= 110) & (np.abs(y) <= 60) & (z < 60)] = 1.0  # shoulders
+    image[((np.abs(x) - 35) ** 2 + y**2 + (z - 160) ** 2 <= 15**2)] = 4.0  # salivary glands
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    if flip_z:  # stored feet-up: the vertex is at the first slice
+        image, brain = image[..., ::-1], brain[..., ::-1]
+        affine = affine @ np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, -1, 159], [0, 0, 0, 1.0]])
+    return np.ascontiguousarray(image), affine, np.ascontiguousarray(brain)
+
+
+@pytest.mark.parametrize("flip_z", [False, True])
+def test_the_box_keeps_the_brain_below_the_vertex_when_glands_are_hottest(flip_z):
+    image, affine, brain = _head_and_neck(flip_z)
+    box = locate_head(image, affine)
+    assert box.failure is None
+    inside = np.zeros(brain.shape, bool)
+    inside[box.slices] = True
+    assert inside[brain].all()
+    up = box.slices[2]
+    kept_mm = (up.stop - up.start) * 2.0
+    assert kept_mm <= 200.0 + 2 * 16.0 + 4.0  # brain extent and margins: shoulders left out
+
+
 def test_bqml_with_dose_and_weight_gives_the_suv_indices(brain_box, predictor, tmp_path):
     data, affine, box = brain_box
     dose_mbq, weight_kg = 150.0, 35.0
