@@ -52,6 +52,8 @@ def add(commands: Commands) -> None:
         help="left-right flip test-time augmentation (default: the bundle's inference.tta)",
     )  # fmt: skip
     parser.add_argument("--probabilities", action="store_true", help="write probability maps")
+    parser.add_argument("--no-crop", action="store_true",
+                        help="run the network on the whole image, not the head box")  # fmt: skip
     add_preset(parser)
     parser.add_argument("--engine", choices=("eager", "torchscript"), default="eager",
                         help="network from model.pt or the traced model.ts")  # fmt: skip
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         check_artefact_dir(args.out, kind="predictions", overwrite=args.overwrite)
     # The network is built on first use, after the inputs were checked against the bundle.
     predictor = Predictor.from_bundle(
-        args.bundle, device=args.device, tta=args.tta, engine=args.engine
+        args.bundle, device=args.device, tta=args.tta, engine=args.engine, crop=not args.no_crop
     )
     if args.cohort is not None:
         return _cohort(args, predictor, preset)

@@ -65,6 +65,19 @@ def test_zero_padded_scan_gives_the_labels_and_indices_of_the_brain_box(brain_bo
     assert crop["stop"] == [s + p for s, p in zip(box.crop.stop, PAD, strict=True)]
 
 
+def test_no_crop_runs_the_network_on_the_whole_padded_image(brain_box, predictor, tmp_path):
+    data, affine, _ = brain_box
+    shape = tuple(n + 2 * p + 4 for n, p in zip(data.shape, PAD, strict=True))
+    padded, moved, _ = _embed(data, affine, shape)
+    pet = tmp_path / "sub-pd001_pet.nii.gz"
+    nib.save(nib.Nifti1Image(padded.astype(np.float32), moved), pet)
+    argv = ["predict", "--bundle", str(predictor.bundle.path), "--pet", str(pet), "--no-crop"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 0
+    crop = json.loads((tmp_path / "out" / "sub-pd001_pet_indices.json").read_text())["crop"]
+    assert crop == {"start": [0, 0, 0], "stop": list(shape), "native_shape": list(shape),
+                    "method": "full", "head_ml": 0.0, "failure": None}  # fmt: skip
+
+
 def test_activity_outside_the_head_is_left_out_of_the_crop(brain_box, predictor):
     data, affine, box = brain_box
     shape = tuple(n + 2 * p + 30 for n, p in zip(data.shape, PAD, strict=True))

@@ -143,9 +143,8 @@ def generate_cohort(
     dynamic[dynamic_rng.choice(config.n, n_dynamic, replace=False)] = True
     seeds = np.random.SeedSequence([config.seed, 1]).spawn(config.n)
     ids = config.participant_ids()
-    realisms = {True: "scanner", False: "brainbox"}
-    configs = [dataclasses.replace(config, realism=realisms[bool(s)])
-               for s in config.scanner_subjects()]  # fmt: skip
+    configs = [dataclasses.replace(config, realism="scanner" if scan else "brainbox")
+               for scan in config.scanner_subjects()]  # fmt: skip
 
     with staged_dir(out, kind="cohort", overwrite=overwrite) as root:
         jobs = (
