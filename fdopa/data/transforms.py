@@ -193,9 +193,9 @@ def build_preprocessing(
     With ``spacing_mm`` every image is first cut to the head and mapped to the model grid of
     that voxel size (:class:`fdopa.data.model_view.ToModelGrid`, located on ``pet``, the
     mapping of prediction). Every image (channels, label map, any extra copy) is reoriented
-    to RAS+; the PET channel
-    gets :func:`pet_normalisation`, the FLAIR channel a z-score over its foreground. Images not
-    named ``pet`` or ``flair`` (for instance an unnormalised PET copy) keep their intensities.
+    to RAS+; the PET channel gets :func:`pet_normalisation`, the FLAIR channel a z-score over
+    its foreground. Images not named ``pet`` or ``flair`` (for instance an unnormalised PET
+    copy) keep their intensities.
 
     Args:
         channels: Input channels, a subset of :data:`CHANNELS`.

@@ -5,12 +5,12 @@ uptake) and the network runs only in that box; the labels outside it are backgro
 part of the scan is mapped to the bundle's model grid (RAS+, training spacing; exact copies when
 only axes are permuted or flipped, else linear interpolation:
 :class:`fdopa.data.model_view.ModelView`, which training with ``data.spacing_mm`` applies too),
-preprocessed by the very
-transforms of training (:func:`fdopa.data.transforms.build_preprocessing`), segmented by sliding
-windows with the validation code (:func:`fdopa.models.inference.predict_volume`, Hann-weighted
-blending by default), optionally averaged with its left-right mirror (test-time augmentation),
-and mapped back to the native grid (labels by nearest neighbour, probabilities linearly). The
-indices are computed on the native PET with the native label map.
+preprocessed by the very transforms of training
+(:func:`fdopa.data.transforms.build_preprocessing`), segmented by sliding windows with the
+validation code (:func:`fdopa.models.inference.predict_volume`, Hann-weighted blending by
+default), optionally averaged with its left-right mirror (test-time augmentation), and mapped
+back to the native grid (labels by nearest neighbour, probabilities linearly). The indices are
+computed on the native PET with the native label map.
 
 QC flags a case for human review when the tumour masks of the mirrored (TTA) and the plain
 pass disagree (1 − Dice above a bound), when the tumour volume lies outside the training range

@@ -136,9 +136,8 @@ def training_summary(
     Returns:
         ``cohort``, ``data_root``, ``n_subjects``, ``n_train``, ``n_val``, ``fold``,
         ``n_folds``, ``subjects_from``, ``spacing_mm`` (``data.spacing_mm``, else the median),
-        ``spacing_mm_range``,
-        ``grid_shape`` (most common, RAS), ``tumour_ml_range``, ``tumour_ml_median``,
-        ``synthetic`` (the generator options or None).
+        ``spacing_mm_range``, ``grid_shape`` (most common, RAS), ``tumour_ml_range``,
+        ``tumour_ml_median``, ``synthetic`` (the generator options or None).
 
     Raises:
         FileNotFoundError: If the cohort root does not exist.
