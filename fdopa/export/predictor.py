@@ -14,7 +14,9 @@ computed on the native PET with the native label map.
 
 QC flags a case for human review when the tumour masks of the mirrored (TTA) and the plain
 pass disagree (1 − Dice above a bound), when the tumour volume lies outside the training range
-recorded in the bundle, or when a region (tumour, contralateral striatum, reference) is empty.
+recorded in the bundle, when a region (tumour, contralateral striatum, reference) is empty, when
+the labels are not one plausible brain, or when the tumour's hottest voxel touches the striatum
+(:func:`fdopa.export.qc.striatum_contact_reason`).
 A scan with no head in it, a failed localisation and an SUV scale that cannot be FDOPA's
 (:func:`fdopa.export.qc.tracer_scale_reason`) are flagged and get no indices at all.
 """
@@ -41,7 +43,7 @@ from fdopa.data.transforms import build_preprocessing
 from fdopa.export.bundle import Bundle, read_bundle
 from fdopa.export.inputs import ImageInput, ScanInput, SidecarInput, load_scan
 from fdopa.export.metadata import tumour_ml_range
-from fdopa.export.qc import tracer_scale_reason, unanalysable_indices
+from fdopa.export.qc import striatum_contact_reason, tracer_scale_reason, unanalysable_indices
 from fdopa.kinetics import IndexResult, Preset, compute_indices
 from fdopa.labels import TUMOUR
 from fdopa.models.inference import predict_volume
@@ -312,6 +314,8 @@ class Predictor:
         )  # fmt: skip
         labelled_ml = float((labels > 0).sum() * np.prod(voxel_sizes(scan.affine))) / 1000.0
         reasons = self.qc_reasons(indices, disagreement, labelled_ml=labelled_ml)
+        contact = striatum_contact_reason(scan.pet, labels)
+        reasons += [contact] if contact is not None else []
         log.info("%s: tumour %s mL, qc %s", pid, indices.tumour_ml, "; ".join(reasons) or "ok")
         return Prediction(
             labels=labels, affine=scan.affine, pet=scan.pet, indices=indices,

@@ -1,4 +1,7 @@
-"""Quality control of a prediction: its picture, and the checks of an image's tracer scale.
+"""Quality control of a prediction: its picture, and checks of the tracer scale and the tumour.
+
+The checks: an SUV scale that cannot be FDOPA's, and a tumour whose hottest voxel touches the
+striatum.
 
 The picture: labels over the PET in three planes, and the TACs.
 
@@ -26,7 +29,14 @@ from fdopa.labels import STRIATUM, TUMOUR, label_rgb
 if TYPE_CHECKING:  # the predictor imports torch; the hospital QC pictures do not need it
     from fdopa.export.predictor import Prediction
 
-__all__ = ["SUV_RANGE", "qc_figure", "slice_centre", "tracer_scale_reason", "unanalysable_indices"]
+__all__ = [
+    "SUV_RANGE",
+    "qc_figure",
+    "slice_centre",
+    "striatum_contact_reason",
+    "tracer_scale_reason",
+    "unanalysable_indices",
+]
 
 ALPHA = 0.4
 """Opacity of the label colours."""
@@ -55,6 +65,33 @@ def tracer_scale_reason(pet: np.ndarray, labels: np.ndarray, head: np.ndarray) -
     if low <= top <= high:
         return None
     return f"tracer_scale {region} SUVmax {top:.3g} outside [{low:g}, {high:g}]"
+
+
+def striatum_contact_reason(pet: np.ndarray, labels: np.ndarray) -> str | None:
+    """Flag a tumour whose hottest voxel touches the striatum (26-neighbourhood).
+
+    FDOPA's striatum is as hot as many tumours: when the automatic tumour's SUVmax lies next to
+    a striatum voxel, the tumour mask may have taken in striatal uptake, and T/S and TBRmax with
+    it. On the held-out children this fired on none of the reference delineations.
+
+    Args:
+        pet: Static PET on its native grid.
+        labels: Predicted label map on the same grid.
+
+    Returns:
+        ``tumour_max_at_striatum …`` or None (also without a tumour).
+    """
+    tumour = labels == TUMOUR
+    if not tumour.any():
+        return None
+    hottest = np.unravel_index(np.argmax(np.where(tumour, pet, -np.inf)), pet.shape)
+    around = tuple(slice(max(i - 1, 0), i + 2) for i in hottest)
+    if not (labels[around] == STRIATUM).any():
+        return None
+    return (
+        f"tumour_max_at_striatum SUVmax {float(pet[hottest]):.3g} at voxel "
+        f"{tuple(int(i) for i in hottest)}: T/S and TBRmax may include striatal uptake"
+    )
 
 
 def unanalysable_indices(participant_id: str, preset: str, reason: str) -> IndexResult:

@@ -11,6 +11,7 @@ import pytest
 from fdopa.cli import main
 from fdopa.data.localise import locate_head
 from fdopa.export.predictor import Predictor
+from fdopa.export.qc import striatum_contact_reason
 from fdopa.kinetics import InputError
 from fdopa.layout import SubjectPaths
 
@@ -186,3 +187,18 @@ def test_qc_flags_no_head_failed_localisation_and_wrong_tracer_scale(brain_box, 
     scaled = predictor.predict(data * 0.01, affine, pet_sidecar=sidecar)
     _assert_unanalysable(scaled, "tracer_scale")
     assert "SUVmax" in scaled.qc_reasons[0]
+
+
+def test_a_tumour_whose_hottest_voxel_touches_the_striatum_is_flagged():
+    pet = np.ones((12, 12, 12))
+    labels = np.ones((12, 12, 12), np.uint8)
+    labels[2:5, 2:5, 2:5] = 2  # striatum
+    labels[5:9, 2:5, 2:5] = 3  # tumour next to it
+    pet[labels == 3] = 2.0
+    pet[8, 3, 3] = 3.0  # the hottest tumour voxel, three voxels from the striatum
+    assert striatum_contact_reason(pet, labels) is None
+    pet[5, 3, 3] = 4.0  # now at the striatum's edge (26-neighbourhood)
+    reason = striatum_contact_reason(pet, labels)
+    assert reason.startswith("tumour_max_at_striatum SUVmax 4 at voxel (5, 3, 3)")
+    labels[labels == 3] = 1
+    assert striatum_contact_reason(pet, labels) is None  # no tumour, nothing to flag
