@@ -313,9 +313,8 @@ class Predictor:
             participant_id=pid, source=scan.source,
         )  # fmt: skip
         labelled_ml = float((labels > 0).sum() * np.prod(voxel_sizes(scan.affine))) / 1000.0
-        reasons = self.qc_reasons(indices, disagreement, labelled_ml=labelled_ml)
         contact = striatum_contact_reason(scan.pet, labels)
-        reasons += [contact] if contact is not None else []
+        reasons = self.qc_reasons(indices, disagreement, labelled_ml=labelled_ml, contact=contact)
         log.info("%s: tumour %s mL, qc %s", pid, indices.tumour_ml, "; ".join(reasons) or "ok")
         return Prediction(
             labels=labels, affine=scan.affine, pet=scan.pet, indices=indices,
@@ -344,7 +343,12 @@ class Predictor:
         )  # fmt: skip
 
     def qc_reasons(
-        self, indices: IndexResult, disagreement: float | None, *, labelled_ml: float | None = None
+        self,
+        indices: IndexResult,
+        disagreement: float | None,
+        *,
+        labelled_ml: float | None = None,
+        contact: str | None = None,
     ) -> list[str]:
         """Reasons for a human to review a case (empty: nothing to flag).
 
@@ -352,11 +356,13 @@ class Predictor:
             indices: The case's indices (``tumour_ml`` and the ``missing`` reasons are read).
             disagreement: 1 − Dice of the mirrored and plain tumour masks, None without TTA.
             labelled_ml: Volume of brain, striatum and tumour together (mL), None to skip.
+            contact: The reason of :func:`fdopa.export.qc.striatum_contact_reason`, or None.
 
         Returns:
             ``tta_disagreement …``, ``missing_region <tumour|striatum|reference>``,
-            ``tumour_volume … outside the training range …`` and ``brain_volume … outside
-            [low, high] mL`` (:data:`BRAIN_ML_RANGE`) entries, in that order.
+            ``tumour_volume … outside the training range …``, ``brain_volume … outside
+            [low, high] mL`` (:data:`BRAIN_ML_RANGE`) and ``tumour_max_at_striatum …`` entries,
+            in that order.
         """
         reasons = []
         if disagreement is not None and disagreement > self.tta_bound:
@@ -373,4 +379,6 @@ class Predictor:
         low, high = BRAIN_ML_RANGE
         if labelled_ml is not None and not low <= labelled_ml <= high:
             reasons.append(f"brain_volume {labelled_ml:.0f} mL outside [{low:g}, {high:g}] mL")
+        if contact is not None:
+            reasons.append(contact)
         return reasons
