@@ -62,11 +62,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     table = generate_cohort(config, args.out, overwrite=args.overwrite, n_jobs=args.jobs)
     seconds = time.perf_counter() - start
-    where = {"scanner": f"{config.scanner} scanner", "brainbox": f"{config.grid} grid"}.get(
-        config.realism, f"{config.grid} grid + {config.scanner} scanner"
-    )
     print(
-        f"wrote {len(table)} {config.cohort} subjects ({where}, "
+        f"wrote {len(table)} {config.cohort} subjects ({config.geometry}, "
         f"{int(table['dynamic'].sum())} dynamic) to {args.out} in {seconds:.1f} s "
         f"({len(table) / seconds:.2f} subjects/s)"
     )

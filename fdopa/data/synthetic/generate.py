@@ -155,10 +155,7 @@ def generate_cohort(
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())  # fmt: skip
         with Progress(*columns, disable=not progress, transient=False) as bar:
-            where = {"scanner": config.scanner, "brainbox": config.grid}.get(
-                config.realism, f"{config.grid} + {config.scanner}"
-            )
-            task = bar.add_task(f"synth {config.cohort} ({where})", total=config.n)
+            task = bar.add_task(f"synth {config.cohort} ({config.geometry})", total=config.n)
             runner = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
             for row in runner(jobs):
                 rows.append(row)

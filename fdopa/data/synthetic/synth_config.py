@@ -135,6 +135,12 @@ class SynthConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items()
                 if k not in skip}  # fmt: skip
 
+    @property
+    def geometry(self) -> str:
+        """What the images are, in words: ``tiny grid``, ``std-200 scanner``, or both joined."""
+        grid, scanner = f"{self.grid} grid", f"{self.scanner} scanner"
+        return {"brainbox": grid, "scanner": scanner}.get(self.realism, f"{grid} + {scanner}")
+
     def scanner_subjects(self) -> np.ndarray:
         """Which subjects are generated in the ``scanner`` realism (boolean, length ``n``)."""
         if self.realism != "mixed":
