@@ -47,7 +47,7 @@ from fdopa.export.qc import striatum_contact_reason, tracer_scale_reason, unanal
 from fdopa.kinetics import IndexResult, Preset, compute_indices
 from fdopa.labels import TUMOUR
 from fdopa.models.inference import predict_volume
-from fdopa.models.postprocess import PostProcess, postprocess_labels
+from fdopa.models.postprocess import PostProcess, labels_from_probabilities, postprocess_labels
 
 __all__ = ["DEFAULT_TTA_BOUND", "Engine", "Prediction", "Predictor", "tumour_dice"]
 
@@ -295,7 +295,7 @@ class Predictor:
             tta_tumour = (mirrored.argmax(0) == TUMOUR).numpy()
             disagreement = 1.0 - tumour_dice(plain_tumour, tta_tumour)
             probs = (probs + mirrored) / 2
-        labels_model = probs.argmax(0).numpy().astype(np.uint8)
+        labels_model = labels_from_probabilities(probs.numpy(), self.postprocess.tumour_threshold)
         if self.postprocess.active:
             voxel_ml = float(np.prod(self.config.spacing_mm)) / 1000.0
             labels_model = postprocess_labels(labels_model, voxel_ml, self.postprocess)

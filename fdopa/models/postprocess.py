@@ -1,6 +1,12 @@
-"""Anatomical clean-up of a predicted label map (0 background, 1 brain, 2 striatum, 3 tumour).
+"""From class probabilities to a clean label map (0 background, 1 brain, 2 striatum, 3 tumour).
 
-Two rules, each optional, applied in this order:
+The label decision (:func:`labels_from_probabilities`) is the argmax of the class
+probabilities, or, with a ``tumour_threshold``, tumour wherever the tumour probability reaches
+it and the argmax of the other classes elsewhere. A network trained on tumour-centred patches
+sees tumour far more often than a scan holds it, and its argmax then draws tumours too large;
+a threshold above 0.5 undoes that prior shift (``experiments/README.md`` measures it).
+
+Two anatomical clean-up rules of the label map, each optional, follow in this order:
 
 * **inside the brain**: only the largest 26-connected component of the labelled voxels (the
   brain with everything in it) is kept; islands elsewhere — including tumour voxels outside
@@ -20,7 +26,7 @@ from scipy import ndimage
 
 from fdopa.labels import BRAIN, TUMOUR
 
-__all__ = ["PostProcess", "postprocess_labels"]
+__all__ = ["PostProcess", "labels_from_probabilities", "postprocess_labels"]
 
 _FULL = np.ones((3, 3, 3), dtype=bool)
 
@@ -33,19 +39,55 @@ class PostProcess:
         keep_brain_component: Keep only the largest connected labelled component.
         min_tumour_ml: Tumour components below this volume (mL) become brain, the largest
             excepted; 0 disables the rule.
+        tumour_threshold: Tumour probability a voxel needs to be labelled tumour (the
+            label decision, before the two rules); None: plain argmax.
     """
 
     keep_brain_component: bool = False
     min_tumour_ml: float = 0.0
+    tumour_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if not self.min_tumour_ml >= 0:
             raise ValueError(f"min_tumour_ml: must be >= 0, got {self.min_tumour_ml}")
+        if self.tumour_threshold is not None and not 0 < self.tumour_threshold < 1:
+            raise ValueError(
+                f"tumour_threshold: must be in (0, 1) or null, got {self.tumour_threshold}"
+            )
 
     @property
     def active(self) -> bool:
-        """Whether any rule is on."""
+        """Whether either label-map rule is on (the tumour threshold is not one)."""
         return self.keep_brain_component or self.min_tumour_ml > 0
+
+
+def labels_from_probabilities(
+    probabilities: np.ndarray, tumour_threshold: float | None = None
+) -> np.ndarray:
+    """The label map of class probabilities.
+
+    Args:
+        probabilities: ``(classes, X, Y, Z)`` probabilities (softmax), class index = label.
+        tumour_threshold: Tumour wherever ``probabilities[TUMOUR]`` reaches it, the argmax of
+            the other classes elsewhere; None: the argmax of all classes.
+
+    Returns:
+        uint8 label map ``(X, Y, Z)``.
+
+    Examples:
+        >>> p = np.array([[0.1, 0.1], [0.2, 0.4], [0.1, 0.0], [0.6, 0.5]])[:, :, None, None]
+        >>> labels_from_probabilities(p).ravel().tolist()
+        [3, 3]
+        >>> labels_from_probabilities(p, 0.55).ravel().tolist()
+        [3, 1]
+    """
+    if tumour_threshold is None:
+        return np.argmax(probabilities, axis=0).astype(np.uint8)
+    others = np.array(probabilities, dtype=np.float32, copy=True)
+    others[TUMOUR] = -np.inf
+    labels = np.argmax(others, axis=0).astype(np.uint8)
+    labels[probabilities[TUMOUR] >= tumour_threshold] = TUMOUR
+    return labels
 
 
 def postprocess_labels(labels: np.ndarray, voxel_ml: float, rules: PostProcess) -> np.ndarray:

@@ -93,6 +93,14 @@ def test_array_input_torchscript_tta_and_probabilities(paediatric_cohort, tiny_p
     assert 0.0 <= tta.tta_disagreement <= 1.0
     assert from_file.tta_disagreement is None
 
+    # the label decision with a tumour threshold, on the same probabilities (same grid here)
+    from fdopa.models.postprocess import PostProcess, labels_from_probabilities
+
+    rules = PostProcess(tumour_threshold=0.9)
+    strict = Predictor(tiny_predictor.bundle, postprocess=rules).predict(paths.static_pet)
+    expected = labels_from_probabilities(from_file.probabilities, 0.9)
+    np.testing.assert_array_equal(strict.labels, expected)
+
 
 def test_dynamic_scan_gives_tacs_and_the_indices_of_the_predicted_labels(
     paediatric_cohort, tiny_predictor
@@ -208,7 +216,8 @@ def _flair_bundle(out, dropout):
 
     config = tiny_config(
         channels=("pet", "flair"), network={**TINY_NETWORK, "in_channels": 2},
-        channel_dropout=dropout, tta=True, postprocess={"min_tumour_ml": 0.5},
+        channel_dropout=dropout, tta=True,
+        postprocess={"min_tumour_ml": 0.5, "tumour_threshold": 0.7},
     )  # fmt: skip
     training = {"n_train": 0, "tumour_ml_range": TINY_TUMOUR_RANGE}
     write_bundle(out, config.build_network(), config, build_metadata(config, training=training,
@@ -232,7 +241,8 @@ def test_flair_is_optional_only_for_a_bundle_trained_with_flair_dropout(
     assert bundle.config.channel_dropout == {"flair": 0.3}  # read back from config.json
     predictor = Predictor(bundle)
     assert predictor.required_channels == ("pet",)
-    assert predictor.tta and predictor.postprocess == PostProcess(min_tumour_ml=0.5)
+    assert predictor.tta
+    assert predictor.postprocess == PostProcess(min_tumour_ml=0.5, tumour_threshold=0.7)
     assert not Predictor(bundle, tta=False, postprocess=PostProcess()).postprocess.active
     spec = predictor.input_spec
     absent, _ = predictor.model_input(load_scan(paths.static_pet, spec))

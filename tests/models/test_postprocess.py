@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fdopa.models.postprocess import PostProcess, postprocess_labels
+from fdopa.models.postprocess import PostProcess, labels_from_probabilities, postprocess_labels
 
 VOXEL_ML = 0.064  # 4 mm voxels
 
@@ -49,3 +49,39 @@ def test_small_fragments_become_brain_but_the_largest_tumour_stays():
 def test_negative_threshold_is_refused():
     with pytest.raises(ValueError, match="min_tumour_ml"):
         PostProcess(min_tumour_ml=-1.0)
+
+
+def _probabilities(shape: tuple[int, int, int] = (6, 5, 4)) -> np.ndarray:
+    """Random softmax maps, seeded: 4 classes."""
+    logits = np.random.default_rng(3).normal(size=(4, *shape))
+    return np.exp(logits) / np.exp(logits).sum(0, keepdims=True)
+
+
+def test_label_decision_without_threshold_is_the_argmax():
+    probs = _probabilities()
+    out = labels_from_probabilities(probs)
+    assert out.dtype == np.uint8 and out.shape == probs.shape[1:]
+    for index in np.ndindex(out.shape):  # voxel by voxel, the largest probability's class
+        column = [probs[(c, *index)] for c in range(4)]
+        assert out[index] == column.index(max(column))
+
+
+@pytest.mark.parametrize("threshold", [0.2, 0.4, 0.6])
+def test_tumour_threshold_decides_tumour_and_argmax_of_the_rest_elsewhere(threshold):
+    probs = _probabilities()
+    out = labels_from_probabilities(probs, threshold)
+    for index in np.ndindex(out.shape):
+        if probs[(3, *index)] >= threshold:
+            assert out[index] == 3
+        else:
+            rest = [probs[(c, *index)] for c in range(3)]
+            assert out[index] == rest.index(max(rest))
+    # a higher threshold never adds tumour
+    assert ((out == 3) <= (labels_from_probabilities(probs, threshold - 0.1) == 3)).all()
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0, -0.2])
+def test_tumour_threshold_outside_zero_one_is_refused(threshold):
+    with pytest.raises(ValueError, match="tumour_threshold"):
+        PostProcess(tumour_threshold=threshold)
+    assert not PostProcess(tumour_threshold=0.6).active  # not a label-map rule
