@@ -1,6 +1,7 @@
 """Start-up, sliding-window and whole-prediction speed and peak memory, against MONAI.
 
 Usage: python benchmarks/predict_speed.py [--repeat 3] [--threads 1] [--patch 64] [--seed 0]
+       [--onnx]
 
 Run it as the figures are meant: on this machine, one core and one thread per process,
 ``taskset -c 0 python benchmarks/predict_speed.py --threads 1`` (two cores: ``--threads 2``).
@@ -23,7 +24,12 @@ Every case runs in a fresh process:
   of ``--repeat`` after a warm-up forward pass;
 * ``window_box`` / ``window_scanner`` and ``monai_box`` / ``monai_scanner``: the sliding window
   alone on the whole preprocessed image (no crop): :func:`fdopa.models.inference.predict_volume`
-  and ``monai.inferers.sliding_window_inference``, both with Gaussian blending.
+  and ``monai.inferers.sliding_window_inference``, both with Gaussian blending;
+* with ``--onnx`` (needs ``onnx`` and ``onnxruntime``, not part of any extra): the network
+  exported to ONNX (``torch.onnx.export``, opset 17, dynamic batch) and run by ONNX Runtime's
+  CPU provider with the same thread count: ``startup_onnx`` (imports, bundle verified, session
+  created from ``model.onnx``) and ``window_box_onnx`` / ``window_scanner_onnx`` (the same
+  sliding window, each batch through the session).
 
 Peak memory is the process's peak resident set (``resource.getrusage(RUSAGE_SELF).ru_maxrss``,
 torch's native allocations included). The crop's effect: labels and indices of the scanner
@@ -49,6 +55,7 @@ CASES = (
     "predict_box", "predict_box_torchscript", "predict_scanner",
     "window_box", "monai_box", "window_scanner", "monai_scanner",
 )  # fmt: skip
+ONNX_CASES = ("startup_onnx", "window_box_onnx", "window_scanner_onnx")
 SCANNER_SHAPE = (256, 256, 110)
 OFFSET = (84, 76, 11)
 """Voxel of the scanner image where the brain box starts."""
@@ -108,6 +115,41 @@ def make_inputs(folder: Path, patch: int, seed: int) -> tuple[Path, Path, Path]:
     return box, scanner_path, folder / "bundle"
 
 
+def export_onnx(bundle: Path) -> Path:
+    """Write the bundle's network as ``model.onnx`` beside the bundle (dynamic batch)."""
+    import torch
+
+    from fdopa.export.bundle import read_bundle
+
+    read = read_bundle(bundle)
+    net = read.load_network("cpu")
+    patch = read.config.patch_size
+    path = bundle.parent / "model.onnx"
+    example = torch.zeros(1, len(read.config.channels), *patch)
+    torch.onnx.export(
+        net, (example,), str(path), input_names=["image"], output_names=["logits"],
+        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
+        dynamo=False,
+    )  # fmt: skip
+    return path
+
+
+def onnx_network(path: Path, threads: int) -> Any:
+    """An ONNX Runtime session behind a parameter-free module (what predict_volume calls)."""
+    import onnxruntime
+    import torch
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = threads
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    class OnnxNet(torch.nn.Module):
+        def forward(self, image: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(session.run(None, {"image": image.numpy()})[0])
+
+    return OnnxNet()
+
+
 def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -123,11 +165,15 @@ def run_case(case: str, paths: tuple[Path, Path, Path], repeat: int, threads: in
 
     box, scanner, bundle = paths
     engine = "torchscript" if case.endswith("torchscript") else "eager"
-    predictor = Predictor.from_bundle(bundle, engine=engine)
+    # the sliding-window cases run on the whole image: no head box
+    whole_image = case.startswith(("window", "monai"))
+    predictor = Predictor.from_bundle(bundle, engine=engine, crop=not whole_image)
     if case == "startup_initialised":  # the former way: random initialisation, then the weights
         net = predictor.config.build_network()
         net.load_state_dict(torch.load(bundle / "model.pt", weights_only=True))
         predictor.net = net.eval()
+    if case.endswith("onnx"):
+        predictor.net = onnx_network(bundle.parent / "model.onnx", threads)
     config, net = predictor.config, predictor.net
     folder = bundle.parent
 
@@ -149,6 +195,8 @@ def run_case(case: str, paths: tuple[Path, Path, Path], repeat: int, threads: in
 
     pet = box if "_box" in case else scanner
     image, _ = predictor.model_input(load_scan(pet, predictor.input_spec))
+    if case.endswith("onnx"):
+        case = case.removesuffix("_onnx")  # the same call through the session
 
     def window() -> Any:
         return predict_volume(
@@ -185,6 +233,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--patch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--onnx", action="store_true", help="also time ONNX Runtime")
     args = parser.parse_args()
     # Every step runs in a fresh process spawned by this small one: a child inherits the
     # parent's peak RSS through fork + exec, so the parent never holds large arrays.
@@ -193,8 +242,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with context.Pool(1) as pool:
             paths = pool.apply(make_inputs, (Path(tmp), args.patch, args.seed))
-        for case in CASES:
-            repeat = 1 if case.endswith("scanner") and case != "predict_scanner" else args.repeat
+            if args.onnx:
+                pool.apply(export_onnx, (paths[2],))
+        for case in CASES + (ONNX_CASES if args.onnx else ()):
+            window = "scanner" in case and not case.startswith("predict")
+            repeat = 1 if window else args.repeat
             with context.Pool(1) as pool:
                 results[case] = pool.apply(run_case, (case, paths, repeat, args.threads))
             print(f"{case}: {results[case]['seconds']:.2f} s", flush=True)
@@ -211,6 +263,16 @@ def main() -> None:
         agreement = np.mean(ours["labels"] == theirs["labels"])
         print(f"sliding window {where}: fdopa / MONAI = {ours['seconds'] / theirs['seconds']:.2f}"
               f" (target <= 1.0), label agreement {agreement:.4f}")  # fmt: skip
+    if args.onnx:
+        for where in ("box", "scanner"):
+            ours, ort = results[f"window_{where}"], results[f"window_{where}_onnx"]
+            agreement = np.mean(ours["labels"] == ort["labels"])
+            ratio = ort["seconds"] / ours["seconds"]
+            print(f"sliding window {where}: ONNX Runtime / eager = {ratio:.2f}, "
+                  f"label agreement {agreement:.4f}")  # fmt: skip
+        ort, eager = results["startup_onnx"], results["startup_eager"]
+        print(f"start-up: ONNX Runtime {ort['seconds']:.2f} s, {ort['peak_mib']:.0f} MiB; eager "
+              f"{eager['seconds']:.2f} s, {eager['peak_mib']:.0f} MiB")  # fmt: skip
     box, scanner = results["predict_box"], results["predict_scanner"]
     ratio = scanner["seconds"] / box["seconds"]
     print(
