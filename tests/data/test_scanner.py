@@ -124,6 +124,30 @@ def test_head_uptake_outside_the_brain_in_fdopa_ranges(scan_subject):
     assert 0.15 < _value_at(s.static_clean, s.affine, vault) < 1.0
 
 
+def test_flair_shows_the_head_as_a_registered_clinical_flair_does(scan_subject, paediatric_cohort):
+    from fdopa.data.synthetic.head import STRUCTURES
+
+    s = scan_subject
+    seen = {name: _value_at(s.flair, s.affine, _world(s.truth, point))
+            for name, point in HEAD_POINTS.items()}  # fmt: skip
+    for name, value in seen.items():
+        assert value == pytest.approx(STRUCTURES[name].flair, rel=0.15, abs=30.0), name  # noise 10
+    # FLAIR contrast: fat-rich gland and face bright, muscle intermediate, vitreous (fluid) dark
+    assert min(seen["parotid"], seen["face"]) > seen["neck_muscle"] > 2 * seen["eye"]
+    # the scalp above the vertex is bright; a brain box's FLAIR has nothing outside the brain
+    column = [
+        _value_at(s.flair, s.affine, _world(s.truth, (0.0, -20.0, z))) for z in range(70, 110)
+    ]
+    assert max(column) > 300.0 and column[-1] < 30.0  # the thin scalp, then air
+    paths = SubjectPaths(paediatric_cohort, PID)
+    box_flair = np.asarray(nib.load(paths.flair).dataobj)
+    box_labels = np.asarray(nib.load(paths.labels).dataobj)
+    from scipy import ndimage
+
+    outside = ~ndimage.binary_dilation(box_labels > 0, iterations=3)
+    assert box_flair[outside].max() < 300.0  # at most CSF (150) and noise: no scalp
+
+
 def test_head_curves_blood_falls_salivary_rises(scan_subject):
     s = scan_subject
     frames = s.truth["scanner"]["tacs_normalised"]
@@ -205,9 +229,11 @@ def test_bad_scanner_option_names_the_field(field, value):
 
 def test_record_keeps_brain_box_cohorts_unchanged():
     assert "realism" not in SynthConfig().record() and "units" not in SynthConfig().record()
+    assert "head_model" not in SynthConfig().record()
     record = SynthConfig(realism="scanner", units="bqml").record()
     assert record["realism"] == "scanner" and record["units"] == "bqml"
     assert record["scanner"] == "std-200"
+    assert record["head_model"] == 2  # a cohort of an earlier head model is not reused
 
 
 def test_cli_rejects_an_unknown_scanner_profile(tmp_path, capsys):

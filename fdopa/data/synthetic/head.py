@@ -9,6 +9,8 @@ intracranial space first, then air, blood, eyes ...), so every voxel holds one s
 Each structure belongs to one kinetic compartment with one time-activity curve normalised to a
 static-window mean of 1, and gets a static SUV drawn per subject inside its FDOPA-typical range
 (:data:`STRUCTURES`); the compartment's weight map is the structure map times those SUVs.
+Each structure also has a FLAIR signal (:func:`flair_map`), so a scanner image's FLAIR shows
+the whole head as a registered clinical FLAIR does.
 """
 
 from __future__ import annotations
@@ -52,29 +54,34 @@ class Structure:
         compartment: Kinetic compartment (one of :data:`HEAD_COMPARTMENTS`), or ``None`` for
             air and the intracranial space (no activity of their own).
         suv: Range of the static SUV drawn per subject (uniform).
+        flair: FLAIR signal on the synthetic FLAIR's scale (grey matter 750, white matter 500,
+            CSF 150, lesion 1250): fat-rich tissue bright, muscle intermediate, bone, air,
+            flowing blood and fluid dark. The intracranial space is 0: the brain's own map
+            fills it and the CSF gap around the brain stays dark.
     """
 
     compartment: str | None
     suv: tuple[float, float]
+    flair: float
 
 
 #: Head structures in priority order (a voxel takes the first structure that claims it) and
 #: their static SUV ranges on FDOPA PET.
 STRUCTURES: dict[str, Structure] = {
-    "intracranial": Structure(None, (0.0, 0.0)),  # the brain box supplies brain activity
-    "air": Structure(None, (0.0, 0.0)),  # nasal and oral cavities, airway
-    "venous_sinus": Structure("blood", (1.0, 1.5)),  # superior sagittal, transverse, sigmoid
-    "jugular": Structure("blood", (1.0, 1.5)),
-    "eye": Structure("head_tissue", (0.3, 0.5)),  # vitreous
-    "extraocular_muscle": Structure("head_tissue", (1.3, 1.7)),
-    "parotid": Structure("salivary", (2.0, 3.0)),
-    "submandibular": Structure("salivary", (2.0, 3.0)),
-    "spine": Structure("head_tissue", (0.3, 0.6)),
-    "skull": Structure("head_tissue", (0.3, 0.6)),
-    "neck_muscle": Structure("head_tissue", (1.0, 1.5)),
-    "face": Structure("head_tissue", (0.7, 1.2)),
-    "scalp": Structure("head_tissue", (0.5, 1.0)),
-    "shoulder": Structure("head_tissue", (0.8, 1.2)),
+    "intracranial": Structure(None, (0.0, 0.0), 0.0),  # the brain box supplies the brain
+    "air": Structure(None, (0.0, 0.0), 0.0),  # nasal and oral cavities, airway
+    "venous_sinus": Structure("blood", (1.0, 1.5), 100.0),  # sagittal, transverse, sigmoid
+    "jugular": Structure("blood", (1.0, 1.5), 100.0),  # flow void
+    "eye": Structure("head_tissue", (0.3, 0.5), 100.0),  # vitreous: fluid, nulled
+    "extraocular_muscle": Structure("head_tissue", (1.3, 1.7), 400.0),
+    "parotid": Structure("salivary", (2.0, 3.0), 700.0),  # fatty gland
+    "submandibular": Structure("salivary", (2.0, 3.0), 550.0),
+    "spine": Structure("head_tissue", (0.3, 0.6), 350.0),  # vertebral marrow
+    "skull": Structure("head_tissue", (0.3, 0.6), 80.0),  # cortical bone
+    "neck_muscle": Structure("head_tissue", (1.0, 1.5), 400.0),
+    "face": Structure("head_tissue", (0.7, 1.2), 650.0),  # fat and muscle
+    "scalp": Structure("head_tissue", (0.5, 1.0), 900.0),  # subcutaneous fat
+    "shoulder": Structure("head_tissue", (0.8, 1.2), 450.0),
 }
 #: Structures sharing one blood pool draw one SUV.
 _SAME_DRAW = {"jugular": "venous_sinus", "submandibular": "parotid"}
@@ -225,6 +232,14 @@ def compartment_maps(suvs: dict[str, float]) -> np.ndarray:
                 lookup[code] = suvs[name]
         maps[k] = lookup[codes]
     return maps
+
+
+def flair_map() -> np.ndarray:
+    """FLAIR signal of every head-grid voxel (:attr:`Structure.flair`; 0 outside the head)."""
+    lookup = np.zeros(len(STRUCTURES) + 1, np.float32)
+    for code, structure in enumerate(STRUCTURES.values(), start=1):
+        lookup[code] = structure.flair
+    return lookup[head_structures()]
 
 
 def head_tacs(

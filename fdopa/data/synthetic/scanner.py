@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from fdopa.data.synthetic.synth_config import SynthConfig
 
 REALISMS: tuple[str, ...] = ("brainbox", "scanner", "mixed")
+#: Revision of the scanner images' head model, recorded with a cohort that has scanner images
+#: so that one made by an earlier model is not reused (2: the FLAIR shows the whole head).
+HEAD_MODEL_REVISION = 2
 ORIENTATIONS: tuple[str, ...] = ("ras", "lps")
 #: ``--units`` choice → sidecar ``Units``.
 UNITS: dict[str, str] = {"suv": "g/mL", "bqml": "Bq/mL"}
@@ -246,17 +249,23 @@ class Scan:
         to_build = np.linalg.inv(build_affine()) @ self.placement.world_to_subject() @ self.affine
         return self._sample(volume, to_build, self._sigma_mm(fwhm_mm))
 
-    def head_weights(self) -> np.ndarray:
-        """Weight map of each head compartment on the scanner grid (static SUV), (K, X, Y, Z)."""
+    def _from_head(self, volume: np.ndarray, fwhm_mm: float) -> np.ndarray:
+        """A head-grid map (template mm) seen on the scanner grid, blurred by ``fwhm_mm``."""
         to_head = (
             np.linalg.inv(head.head_affine()) @ self.warp.inverse_affine()
             @ self.placement.world_to_subject() @ self.affine
         )  # fmt: skip
-        sigma = self._sigma_mm(self.profile.psf_fwhm_mm) / (
-            head.HEAD_VOXEL_MM * float(np.mean(self.warp.scale))
-        )
+        sigma = self._sigma_mm(fwhm_mm) / (head.HEAD_VOXEL_MM * float(np.mean(self.warp.scale)))
+        return self._sample(volume, to_head, sigma)
+
+    def head_weights(self) -> np.ndarray:
+        """Weight map of each head compartment on the scanner grid (static SUV), (K, X, Y, Z)."""
         maps = head.compartment_maps(self.head_suvs)
-        return np.stack([self._sample(m, to_head, sigma) for m in maps])
+        return np.stack([self._from_head(m, self.profile.psf_fwhm_mm) for m in maps])
+
+    def head_flair(self, fwhm_mm: float) -> np.ndarray:
+        """FLAIR signal of the head around the brain on the scanner grid (0 inside the skull)."""
+        return self._from_head(head.flair_map(), fwhm_mm)
 
     def record(self) -> dict[str, Any]:
         """JSON record of the scanner for the truth file."""

@@ -122,15 +122,25 @@ def _label_map(maps: dict[str, np.ndarray], grid: geometry.BoxGrid | scanner.Sca
     return np.argmax(np.concatenate([background, fractions]), axis=0).astype(np.uint8)
 
 
+#: Blur (FWHM, mm) of the synthetic FLAIR.
+_FLAIR_FWHM_MM = 2.0
+
+
 def _flair(
     rng: np.random.Generator, maps: dict[str, np.ndarray], grid: geometry.BoxGrid | scanner.Scan
 ) -> np.ndarray:
-    """FLAIR-like image: GM > WM > CSF, the lesion extent hyperintense, 2 % noise."""
+    """FLAIR-like image: GM > WM > CSF, the lesion extent hyperintense, 2 % noise.
+
+    A brain box holds the brain only; a scanner image also the head around it (scalp, skull,
+    face, neck: :func:`fdopa.data.synthetic.head.flair_map`), as a registered FLAIR shows it.
+    """
     tissue = 0.75 * (maps["cortex"] + maps["striatum"]) + 0.5 * maps["white_matter"]
     tissue += 0.15 * maps["csf"]
     extent = maps["extent"]
     image = tissue * (1 - extent) + 1.25 * extent
-    image = grid.resample(image, 2.0) * 1000.0
+    image = grid.resample(image, _FLAIR_FWHM_MM) * 1000.0
+    if isinstance(grid, scanner.Scan):
+        image += grid.head_flair(_FLAIR_FWHM_MM)
     image += rng.normal(0.0, 10.0, image.shape) * (image > 1.0)
     return image.astype(np.float32)
 

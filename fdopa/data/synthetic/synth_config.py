@@ -10,6 +10,7 @@ import numpy as np
 from fdopa.data.synthetic.geometry import GRIDS
 from fdopa.data.synthetic.scanner import (
     DEFAULT_PROFILE,
+    HEAD_MODEL_REVISION,
     ORIENTATIONS,
     PROFILES,
     RANDOM_PROFILE,
@@ -127,13 +128,18 @@ class SynthConfig:
         A data module compares this record with a cohort's to tell whether it was generated with
         the same options. A brain box leaves out ``realism`` and ``scanner``, only ``mixed``
         keeps ``scanner_fraction``, and the storage options are left out at their defaults, so a
-        brain-box cohort's record is the one it had before they existed.
+        brain-box cohort's record is the one it had before they existed. A cohort with scanner
+        images also records ``head_model`` (``scanner.HEAD_MODEL_REVISION``): one made by an
+        earlier head model is then not reused.
         """
         skip = {"realism", "scanner"} if self.realism == "brainbox" else set()
         skip |= set() if self.realism == "mixed" else {"scanner_fraction"}
         skip |= {k for k, v in (("orientation", "ras"), ("units", "suv")) if getattr(self, k) == v}
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items()
-                if k not in skip}  # fmt: skip
+        record = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items()
+                  if k not in skip}  # fmt: skip
+        if self.realism != "brainbox":
+            record["head_model"] = HEAD_MODEL_REVISION
+        return record
 
     @property
     def geometry(self) -> str:
