@@ -27,6 +27,7 @@ adds).
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import time
 from pathlib import Path
@@ -43,7 +44,10 @@ def ensure(cache: Path, seed: int, n: int, **options: str) -> tuple[Path, float]
     config = SynthConfig(cohort="paediatric", n=n, seed=seed, dynamic_fraction=0.0, **options)
     name = "-".join([f"{k}-{v}" for k, v in sorted(options.items())] + [f"n{n}", f"seed{seed}"])
     root = cache / f"paediatric-{name}"
-    if root.is_dir():
+    if root.is_dir():  # reused only when made with the same options and head model
+        described = json.loads((root / "dataset_description.json").read_text())
+        if described.get("fdopa_synth") != config.record():
+            raise SystemExit(f"{root}: made with other options or an earlier head model; delete it")
         return root, float("nan")
     start = time.perf_counter()
     generate_cohort(config, root, n_jobs=1)
