@@ -2,7 +2,7 @@
 
 Usage (nnU-Net is an optional extra, never part of the default install):
     pip install -e '.[nnunet]'
-    python benchmarks/nnunet_peer.py --run runs/levers/mixed36 [--budget-s S]
+    python benchmarks/nnunet_peer.py --run runs/levers/mixed36h [--budget-s S]
            [--seed 7311 7529 7877] [--n 8] [--grid tiny] [--out runs/nnunet_peer]
 
 ``--run`` is a finished fdopa training run (``hydra.run.dir``): its ``config_resolved.yaml``
