@@ -173,10 +173,15 @@ def test_the_run_config_sets_flair_dropout_and_prediction_defaults_of_the_bundle
     _, config = _bundle_config(cfg, {}, tmp_path / "config_resolved.yaml")
     assert config.channel_dropout == {"flair": 0.3} and config.optional_channels == ("flair",)
     assert config.tta is True
-    assert config.postprocess == {"keep_brain_component": True, "min_tumour_ml": 0.25}
+    # every rule is recorded; one the run config leaves out at its default (no threshold)
+    assert config.postprocess == {
+        "keep_brain_component": True, "min_tumour_ml": 0.25, "tumour_threshold": None
+    }  # fmt: skip
     assert BundleConfig.from_dict(config.to_dict()) == config
     # a run config from before these keys: no dropout, no TTA, no clean-up
     _, old = _bundle_config({"data": {"channels": ["pet"]}, "model": {**model, "net": {
         **model["net"], "in_channels": 1}}}, {}, tmp_path / "c.yaml")  # fmt: skip
     assert (old.channel_dropout, old.tta, old.optional_channels) == ({}, False, ())
-    assert old.postprocess == {"keep_brain_component": False, "min_tumour_ml": 0.0}
+    assert old.postprocess == {
+        "keep_brain_component": False, "min_tumour_ml": 0.0, "tumour_threshold": None
+    }  # fmt: skip
