@@ -27,7 +27,6 @@ adds).
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import time
 from pathlib import Path
@@ -39,14 +38,13 @@ from clinical_validity import evaluate  # benchmarks/ is on sys.path when run as
 
 def ensure(cache: Path, seed: int, n: int, **options: str) -> tuple[Path, float]:
     """Generate (or reuse) one held-out cohort; returns its root and seconds per child."""
-    from fdopa.data.synthetic import SynthConfig, generate_cohort
+    from fdopa.data.synthetic import SynthConfig, differing_options, generate_cohort
 
     config = SynthConfig(cohort="paediatric", n=n, seed=seed, dynamic_fraction=0.0, **options)
     name = "-".join([f"{k}-{v}" for k, v in sorted(options.items())] + [f"n{n}", f"seed{seed}"])
     root = cache / f"paediatric-{name}"
     if root.is_dir():  # reused only when made with the same options and head model
-        described = json.loads((root / "dataset_description.json").read_text())
-        if described.get("fdopa_synth") != config.record():
+        if differing_options(config, root) != []:
             raise SystemExit(f"{root}: made with other options or an earlier head model; delete it")
         return root, float("nan")
     start = time.perf_counter()

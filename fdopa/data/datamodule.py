@@ -10,7 +10,6 @@ with no other step.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -26,7 +25,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from fdopa.config import may_generate
 from fdopa.data.cohort import CohortSubject, load_cohort
 from fdopa.data.splits import make_folds, split, write_splits
-from fdopa.data.synthetic import SynthConfig, generate_cohort
+from fdopa.data.synthetic import SynthConfig, differing_options, generate_cohort
+from fdopa.data.synthetic.generate import DESCRIPTION
 from fdopa.data.transforms import (
     DEFAULT_SUV_SCALE,
     SUV_UNITS,
@@ -249,19 +249,14 @@ class FdopaDataModule(L.LightningDataModule):
             log.info("generating the synthetic %s cohort into %s", self.synth.cohort, self.root)
             generate_cohort(self.synth, self.root, n_jobs=-1, progress=True)
             return
-        description = self.root / "dataset_description.json"
-        found = None
-        if description.is_file():
-            found = json.loads(description.read_text()).get("fdopa_synth")
-        if found is None:
+        differing = differing_options(self.synth, self.root)
+        if differing is None:
             log.warning("%s: exists but is not a generated cohort; using it as it is", self.root)
             return
-        expected = self.synth.record()
-        differing = sorted(k for k in expected if found.get(k) != expected[k])
         if differing:
             raise ValueError(
-                f"{description}: cohort generated with other options {differing} than data.synth;"
-                f" delete {self.root} or choose another root"
+                f"{self.root / DESCRIPTION}: cohort generated with other options "
+                f"{differing} than data.synth; delete {self.root} or choose another root"
             )
         log.info("reusing the synthetic cohort in %s", self.root)
 

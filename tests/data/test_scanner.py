@@ -236,6 +236,21 @@ def test_record_keeps_brain_box_cohorts_unchanged():
     assert record["head_model"] == 2  # a cohort of an earlier head model is not reused
 
 
+def test_a_cached_cohort_is_compared_on_every_recorded_option(tmp_path):
+    from fdopa.data.synthetic import differing_options
+
+    assert differing_options(SynthConfig(), tmp_path) is None  # no description: not generated
+    scanner = SynthConfig(realism="scanner")
+    description = {"fdopa_synth": scanner.record()}
+    (tmp_path / "dataset_description.json").write_text(json.dumps(description))
+    assert differing_options(scanner, tmp_path) == []
+    # keys the brain box leaves out still count: a scanner cohort never passes for a brain box
+    assert differing_options(SynthConfig(), tmp_path) == ["head_model", "realism", "scanner"]
+    earlier = {k: v for k, v in scanner.record().items() if k != "head_model"}
+    (tmp_path / "dataset_description.json").write_text(json.dumps({"fdopa_synth": earlier}))
+    assert differing_options(scanner, tmp_path) == ["head_model"]
+
+
 def test_cli_rejects_an_unknown_scanner_profile(tmp_path, capsys):
     out = tmp_path / "cohort"
     assert main(["synth", "--realism", "scanner", "--scanner", "mri-3t", "--out", str(out)]) == 2

@@ -28,6 +28,9 @@ from fdopa.data.synthetic.tracer import Framing
 from fdopa.layout import PARTICIPANTS, SubjectPaths
 from fdopa.outputs import staged_dir, write_nifti
 
+#: The cohort's description file; its ``fdopa_synth`` record holds the generator options.
+DESCRIPTION = "dataset_description.json"
+
 log = logging.getLogger(__name__)
 
 #: Static-image sidecar fields shared by every subject.
@@ -100,6 +103,31 @@ def _generate_one(config: SynthConfig, root: Path, participant_id: str,
     return subject.participant
 
 
+def differing_options(config: SynthConfig, root: str | Path) -> list[str] | None:
+    """The options in which the cohort generated in ``root`` differs from ``config``.
+
+    Compares ``config.record()`` with the ``fdopa_synth`` record of ``root``'s
+    ``dataset_description.json``, a key present on one side only included (so a scanner cohort
+    never passes for a brain box).
+
+    Args:
+        config: The options a cohort is wanted with.
+        root: An existing cohort folder.
+
+    Returns:
+        The differing keys, sorted (empty: the same options); None when ``root`` holds no
+        generated cohort (no description, or one without an ``fdopa_synth`` record).
+    """
+    description = Path(root) / DESCRIPTION
+    found = None
+    if description.is_file():
+        found = json.loads(description.read_text()).get("fdopa_synth")
+    if found is None:
+        return None
+    expected = config.record()
+    return sorted(k for k in expected.keys() | found.keys() if found.get(k) != expected.get(k))
+
+
 def _dataset_description(config: SynthConfig) -> dict[str, Any]:
     return {
         "Name": f"fdopa synthetic {config.cohort} FDOPA PET cohort",
@@ -162,6 +190,6 @@ def generate_cohort(
                 bar.advance(task)
         table = pd.DataFrame(rows).sort_values("participant_id").reset_index(drop=True)
         table.to_csv(root / PARTICIPANTS, sep="\t", index=False)
-        _write_json(root / "dataset_description.json", _dataset_description(config))
+        _write_json(root / DESCRIPTION, _dataset_description(config))
     log.info("wrote %d subjects to %s", config.n, out)
     return table
