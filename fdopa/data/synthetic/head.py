@@ -221,25 +221,26 @@ def draw_suvs(rng: np.random.Generator) -> dict[str, float]:
     return suvs
 
 
+def _painted(values: dict[str, float]) -> np.ndarray:
+    """Every head-grid voxel painted with its structure's value (0 for the others and outside)."""
+    lookup = np.zeros(len(STRUCTURES) + 1, np.float32)
+    for code, name in enumerate(STRUCTURES, start=1):
+        lookup[code] = values.get(name, 0.0)
+    return lookup[head_structures()]
+
+
 def compartment_maps(suvs: dict[str, float]) -> np.ndarray:
     """Static-SUV weight map of each head compartment on the head grid, ``(K, X, Y, Z)``."""
-    codes = head_structures()
-    maps = np.empty((len(HEAD_COMPARTMENTS), *codes.shape), np.float32)
-    for k, compartment in enumerate(HEAD_COMPARTMENTS):
-        lookup = np.zeros(len(STRUCTURES) + 1, np.float32)
-        for code, (name, structure) in enumerate(STRUCTURES.items(), start=1):
-            if structure.compartment == compartment:
-                lookup[code] = suvs[name]
-        maps[k] = lookup[codes]
-    return maps
+    return np.stack([
+        _painted({name: suvs[name] for name, structure in STRUCTURES.items()
+                  if structure.compartment == compartment})
+        for compartment in HEAD_COMPARTMENTS
+    ])  # fmt: skip
 
 
 def flair_map() -> np.ndarray:
     """FLAIR signal of every head-grid voxel (:attr:`Structure.flair`; 0 outside the head)."""
-    lookup = np.zeros(len(STRUCTURES) + 1, np.float32)
-    for code, structure in enumerate(STRUCTURES.values(), start=1):
-        lookup[code] = structure.flair
-    return lookup[head_structures()]
+    return _painted({name: structure.flair for name, structure in STRUCTURES.items()})
 
 
 def head_tacs(
