@@ -11,8 +11,9 @@ names the cohort and its channels, its ``splits.csv`` the training children, and
 neither side's data generation counts), which is nnU-Net's budget unless ``--budget-s`` is given.
 
 nnU-Net is run as its authors ship it, with two settings that make the comparison fair on this
-machine: the ``3d_fullres`` target spacing is fdopa's model grid (``data.spacing_mm``; nnU-Net
-would otherwise pick the cohort's median spacing), and training stops when the budget is spent
+machine: the ``3d_fullres`` target spacing is fdopa's model grid when the run set one
+(``data.spacing_mm``; nnU-Net would otherwise pick the cohort's median spacing, which is the
+stored grid of a run without it), and training stops when the budget is spent
 (iterations of 50 batches; the poly learning-rate schedule runs on the elapsed share of the
 budget instead of on 1000 epochs). Data augmentation runs in the main process
 (``nnUNet_n_proc_DA=0``), as fdopa's ``data.num_workers: 0`` does; fold ``all`` trains on every
@@ -43,7 +44,6 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-import pandas as pd
 import yaml
 from clinical_validity import bland_altman, ensure_cohort, evaluate  # benchmarks/ on sys.path
 
@@ -80,13 +80,20 @@ def training_seconds(train_log: Path) -> float:
     return (end - start).total_seconds()
 
 
-def training_children(run: Path) -> tuple[Path, tuple[str, ...], list[str], list[float]]:
-    """The cohort root, channels, training participants and model grid of an fdopa run."""
-    config = yaml.safe_load((run / "config_resolved.yaml").read_text())["data"]
-    splits = pd.read_csv(run / "splits.csv")
-    train = splits.loc[splits["split"] == "train", "participant_id"].tolist()
-    spacing = config.get("spacing_mm") or [4.0, 4.0, 4.0]
-    return Path(config["root"]), tuple(config["channels"]), train, [float(s) for s in spacing]
+def training_children(run: Path) -> tuple[Path, tuple[str, ...], list[str], list[float] | None]:
+    """The cohort root, channels, training participants and model grid of an fdopa run.
+
+    The grid is ``data.spacing_mm``, or None when the run kept the stored grids (then nnU-Net
+    plans its own spacing, the cohort's median, which those grids share).
+    """
+    from fdopa.data.splits import read_splits
+    from fdopa.layout import RUN_CONFIG
+
+    config = yaml.safe_load((run / RUN_CONFIG).read_text())["data"]
+    train = sorted(pid for pid, role in read_splits(run).items() if role == "train")
+    spacing = config.get("spacing_mm")
+    spacing = None if spacing is None else [float(s) for s in spacing]
+    return Path(config["root"]), tuple(config["channels"]), train, spacing
 
 
 def write_raw_dataset(
@@ -300,8 +307,9 @@ def main() -> None:
     logging.getLogger("fdopa").setLevel(logging.ERROR)
     budget = args.budget_s or training_seconds(args.run / "train.log")
     root, channels, train, spacing = training_children(args.run)
+    grid = "as stored" if spacing is None else f"{spacing} mm"
     print(f"fdopa run {args.run}: {len(train)} training children of {root}, channels "
-          f"{list(channels)}, grid {spacing} mm; nnU-Net budget {budget:.0f} s")  # fmt: skip
+          f"{list(channels)}, grid {grid}; nnU-Net budget {budget:.0f} s")  # fmt: skip
 
     start = time.perf_counter()
     write_raw_dataset(root, channels, train, out / "raw")

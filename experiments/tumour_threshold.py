@@ -41,15 +41,16 @@ def main() -> None:
     from rich.progress import track
 
     from fdopa.data.cohort import load_cohort
+    from fdopa.data.splits import read_splits
     from fdopa.evaluation.validity import dice
     from fdopa.export import Predictor
     from fdopa.labels import TUMOUR
+    from fdopa.layout import RUN_CONFIG
     from fdopa.models.postprocess import PostProcess, labels_from_probabilities
 
     logging.getLogger("fdopa").setLevel(logging.ERROR)
-    config = yaml.safe_load((args.run / "config_resolved.yaml").read_text())["data"]
-    splits = pd.read_csv(args.run / "splits.csv")
-    val = set(splits.loc[splits["split"] == "val", "participant_id"])
+    config = yaml.safe_load((args.run / RUN_CONFIG).read_text())["data"]
+    val = {pid for pid, role in read_splits(args.run).items() if role == "val"}
     subjects = [
         s for s in load_cohort(config["root"], channels=tuple(config["channels"]))
         if s.participant_id in val

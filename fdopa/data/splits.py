@@ -136,3 +136,19 @@ def write_splits(folds: pd.DataFrame, fold: int, run_dir: str | Path) -> Path:
     write_text_atomic(target, table[["participant_id", "fold", "split"]].to_csv(index=False))
     log.info("wrote %s (fold %d: %d val participants)", target, fold, (table.split == "val").sum())
     return target
+
+
+def read_splits(run_dir: str | Path) -> dict[str, str]:
+    """The ``splits.csv`` of a run: participant id → ``train`` or ``val``.
+
+    Args:
+        run_dir: Run directory holding the file :func:`write_splits` wrote.
+
+    Returns:
+        The split of every participant listed.
+
+    Raises:
+        FileNotFoundError: If the run has no ``splits.csv``.
+    """
+    table = pd.read_csv(Path(run_dir) / SPLITS_FILE, dtype={"participant_id": str})
+    return dict(zip(table["participant_id"], table["split"], strict=True))

@@ -26,6 +26,7 @@ from nibabel.affines import voxel_sizes
 
 from fdopa.data.cohort import canonical_shape, load_cohort
 from fdopa.data.resample import SPACING_RTOL
+from fdopa.data.splits import read_splits
 from fdopa.data.transforms import DEFAULT_SUV_SCALE
 from fdopa.export.bundle import Bundle, sha256, write_bundle
 from fdopa.export.bundle_config import BundleConfig, BundleError
@@ -155,9 +156,7 @@ def training_summary(
     subjects = sorted(subjects, key=lambda s: s.participant_id)[: data.get("max_subjects")]
     splits = run_dir / SPLITS_FILE
     if splits.is_file():
-        with splits.open(newline="") as handle:
-            roles = {row["participant_id"]: row["split"] for row in csv.DictReader(handle)}
-        subjects_from = str(splits)
+        roles, subjects_from = read_splits(run_dir), str(splits)
     else:
         log.warning("%s: missing; summarising every cohort participant as training data", splits)
         roles, subjects_from = {}, "all cohort participants (no splits.csv)"

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fdopa.data.splits import make_folds, split, write_splits
+from fdopa.data.splits import make_folds, read_splits, split, write_splits
 
 
 def participants(n_hgg: int = 15, n_lgg: int = 8, n_rare: int = 0) -> pd.DataFrame:
@@ -111,6 +111,12 @@ def test_write_splits(tmp_path):
     assert sorted(written.loc[written["split"] == "val", "participant_id"]) == val
     assert sorted(written.loc[written["split"] == "train", "participant_id"]) == train
     pd.testing.assert_frame_equal(written[["participant_id", "fold"]], folds)
+    # read back: every participant with its role, the split() of the same fold
+    roles = read_splits(run_dir)
+    assert sorted(roles) == sorted(train + val)
+    assert sorted(p for p, role in roles.items() if role == "val") == val
+    with pytest.raises(FileNotFoundError):
+        read_splits(tmp_path)
 
 
 def test_fixture_cohort_grades_balanced(paediatric_cohort):
