@@ -4,7 +4,7 @@ scanner images, segmented by the same bundle.
 Usage:
     python benchmarks/scanner_realism.py --bundle BUNDLE [--seed 8101 8203] [--n 4]
            [--scanner std-200] [--orientation lps] [--units bqml] [--cache data/heldout]
-           [--out runs/scanner_realism]
+           [--out runs/scanner_realism] [--postprocess native_grid=true]
 
 For every ``--seed`` a paediatric cohort of ``--n`` children is generated twice with the same
 seed, so the children (anatomy, tumour, kinetics) are the same: once as the brain box of the
@@ -33,7 +33,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from clinical_validity import evaluate  # benchmarks/ is on sys.path when run as a script
+
+# benchmarks/ is on sys.path when run as a script
+from clinical_validity import evaluate, parse_settings
 
 
 def ensure(cache: Path, seed: int, n: int, **options: str) -> tuple[Path, float]:
@@ -68,11 +70,16 @@ def main() -> None:
     parser.add_argument("--units", default="bqml")
     parser.add_argument("--cache", type=Path, default=Path("data/heldout"))
     parser.add_argument("--out", type=Path, default=Path("runs/scanner_realism"))
+    parser.add_argument("--postprocess", nargs="*", default=None, metavar="KEY=VALUE",
+                        help="replace the bundle's inference.postprocess (none: off)")  # fmt: skip
     args = parser.parse_args()
 
     from fdopa.export import Predictor
+    from fdopa.models.postprocess import PostProcess
 
-    predictor = Predictor.from_bundle(args.bundle, device="cpu")
+    rules = None if args.postprocess is None else PostProcess(**parse_settings(args.postprocess))
+    predictor = Predictor.from_bundle(args.bundle, device="cpu", postprocess=rules)
+    print(f"bundle {args.bundle}, postprocess {predictor.postprocess}")
     grid = "tiny" if predictor.config.spacing_mm[0] >= 4 else "standard"
     args.out.mkdir(parents=True, exist_ok=True)
     geometries = {

@@ -3,7 +3,8 @@
 Training (with ``data.spacing_mm``) and prediction map a scan to the network the same way:
 the head is located on the native grid (:func:`fdopa.data.localise.locate_head`), the scan is
 cut to that box, and the box is mapped to the *model grid* (:func:`fdopa.data.resample.model_grid`:
-RAS+, the training voxel size; linear interpolation for images, nearest neighbour for labels).
+RAS+, the training voxel size; images smoothed where the model grid is coarser, then
+interpolated linearly; labels by nearest neighbour).
 A prediction on the model grid goes back to the native grid by the inverse mapping, background
 outside the box. :class:`ModelView` holds one scan's mapping; :class:`ToModelGrid` applies it to
 every image of a TorchIO subject, so a cohort of scanner images of any field of view, voxel size
@@ -68,12 +69,24 @@ class ModelView:
         return self.box.affine(self.native_affine)
 
     def to_model(self, volume: np.ndarray, order: int) -> np.ndarray:
-        """A native ``(X, Y, Z)`` or ``(C, X, Y, Z)`` array cut to the box, on the model grid."""
+        """A native ``(X, Y, Z)`` or ``(C, X, Y, Z)`` array cut to the box, on the model grid.
+
+        Images (``order`` 1) are anti-aliased where the model grid is coarser
+        (:func:`~fdopa.data.resample.map_to_grid`).
+        """
         cut = volume[(..., *self.box.slices)]
-        return map_to_grid(cut, self.box_affine, self.affine, self.shape, order)
+        return map_to_grid(cut, self.box_affine, self.affine, self.shape, order, antialias=True)
 
     def to_native(self, volume: np.ndarray, order: int, outside: float = 0.0) -> np.ndarray:
-        """A model-grid array on the native grid; ``outside`` beyond the box.
+        """A model-grid array on the native grid; ``outside`` beyond the box (see :meth:`paste`)."""
+        return self.paste(self.to_box(volume, order), outside)
+
+    def to_box(self, volume: np.ndarray, order: int) -> np.ndarray:
+        """A model-grid ``(X, Y, Z)`` or ``(C, X, Y, Z)`` array on the native grid of the box."""
+        return map_to_grid(volume, self.affine, self.box_affine, self.box.size, order)
+
+    def paste(self, volume: np.ndarray, outside: float = 0.0) -> np.ndarray:
+        """A box-grid array in the whole native grid; ``outside`` beyond the box.
 
         For a ``(C, X, Y, Z)`` stack, ``outside`` fills channel 0 and zeros the others (the
         softmax of background).
@@ -84,9 +97,7 @@ class ModelView:
             native[0] = outside
         else:
             native[...] = outside
-        native[(..., *self.box.slices)] = map_to_grid(
-            volume, self.affine, self.box_affine, self.box.size, order
-        )
+        native[(..., *self.box.slices)] = volume
         return native
 
 

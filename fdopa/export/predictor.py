@@ -3,13 +3,15 @@
 The head is located first (:func:`fdopa.data.localise.locate_head`: a classical mask of the
 uptake) and the network runs only in that box; the labels outside it are background. The box's
 part of the scan is mapped to the bundle's model grid (RAS+, training spacing; exact copies when
-only axes are permuted or flipped, else linear interpolation:
+only axes are permuted or flipped, else anti-aliased linear interpolation:
 :class:`fdopa.data.model_view.ModelView`, which training with ``data.spacing_mm`` applies too),
 preprocessed by the very transforms of training
 (:func:`fdopa.data.transforms.build_preprocessing`), segmented by sliding windows with the
 validation code (:func:`fdopa.models.inference.predict_volume`, Hann-weighted blending by
 default), optionally averaged with its left-right mirror (test-time augmentation), and mapped
-back to the native grid (labels by nearest neighbour, probabilities linearly). The indices are
+back to the native grid: the probabilities linearly and the labels decided there (the bundle's
+``native_grid``), or the labels decided on the model grid and carried by nearest neighbour
+(:meth:`Predictor.decide`). The indices are
 computed on the native PET with the native label map.
 
 QC flags a case for human review when the tumour masks of the mirrored (TTA) and the plain
@@ -136,8 +138,8 @@ class Predictor:
         engine: ``eager`` (network rebuilt from ``model.pt``) or ``torchscript`` (``model.ts``,
             no fdopa network code needed).
         tta_bound: Largest tolerated 1 − Dice between the mirrored and plain tumour masks.
-        postprocess: Label clean-up on the model grid (default: the bundle's
-            ``inference.postprocess``; ``PostProcess()`` turns it off).
+        postprocess: Label decision and clean-up (default: the bundle's
+            ``inference.postprocess``; ``PostProcess()`` is the plain model-grid argmax).
         crop: Run the network only in the located head box (:mod:`fdopa.data.localise`);
             False runs it on the whole image.
 
@@ -295,12 +297,7 @@ class Predictor:
             tta_tumour = (mirrored.argmax(0) == TUMOUR).numpy()
             disagreement = 1.0 - tumour_dice(plain_tumour, tta_tumour)
             probs = (probs + mirrored) / 2
-        labels_model = labels_from_probabilities(probs.numpy(), self.postprocess.tumour_threshold)
-        if self.postprocess.active:
-            voxel_ml = float(np.prod(self.config.spacing_mm)) / 1000.0
-            labels_model = postprocess_labels(labels_model, voxel_ml, self.postprocess)
-        labels = view.to_native(labels_model, 0)  # background outside the head box
-        maps = view.to_native(probs.numpy(), 1, outside=1.0) if probabilities else None
+        labels, maps = self.decide(probs.numpy(), view, probabilities)
         if self.input_spec.get("units"):  # absolute SUV: its scale can be checked
             head = np.zeros(native, bool)
             head[box.slices] = True
@@ -321,6 +318,31 @@ class Predictor:
             qc_flag=bool(reasons), qc_reasons=tuple(reasons), tta_disagreement=disagreement,
             probabilities=maps, stem=scan.stem, crop=box,
         )  # fmt: skip
+
+    def decide(
+        self, probs: np.ndarray, view: ModelView, probabilities: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The native label map of model-grid probabilities, and the native maps if asked.
+
+        Where :attr:`postprocess` decides on the native grid, the probabilities are resampled
+        linearly and the labels decided there; otherwise the model-grid labels are carried
+        over by nearest neighbour. Outside the head box everything is background.
+        """
+        rules = self.postprocess
+        if rules.native_grid:
+            box_probs = view.to_box(probs, 1)
+            labels = labels_from_probabilities(box_probs, rules.tumour_threshold)
+            spacing = voxel_sizes(view.native_affine)
+        else:
+            labels = labels_from_probabilities(probs, rules.tumour_threshold)
+            spacing = self.config.spacing_mm
+        if rules.active:
+            labels = postprocess_labels(labels, float(np.prod(spacing)) / 1000.0, rules)
+        labels = view.paste(labels) if rules.native_grid else view.to_native(labels, 0)
+        if not probabilities:
+            return labels, None
+        maps = box_probs if rules.native_grid else view.to_box(probs, 1)
+        return labels, view.paste(maps, outside=1.0)
 
     def _unanalysable(
         self,

@@ -112,8 +112,13 @@ class SegmentationModule(L.LightningModule):
         return self.net(image)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """Loss of one batch of patches, logged as ``train/loss``."""
-        loss = self.loss(self(batch["image"]), batch["label"])
+        """Loss of one batch of patches, logged as ``train/loss``.
+
+        The loss is computed in float32 even under mixed precision: in bfloat16 the soft Dice
+        sums of a batch lose enough precision to turn the weights to NaN within an epoch
+        (measured on CPU with ``trainer.precision=bf16-mixed``).
+        """
+        loss = self.loss(self(batch["image"]).float(), batch["label"])
         self.log(
             "train/loss",
             loss,

@@ -42,11 +42,15 @@ class PostProcess:
             excepted; 0 disables the rule.
         tumour_threshold: Tumour probability a voxel needs to be labelled tumour (the
             label decision, before the two rules); None: plain argmax.
+        native_grid: Decide the labels (and apply the rules) on the scan's own grid, from
+            the class probabilities resampled linearly onto it; False: decide on the model
+            grid and carry the labels to the scan's grid by nearest neighbour.
     """
 
     keep_brain_component: bool = False
     min_tumour_ml: float = 0.0
     tumour_threshold: float | None = None
+    native_grid: bool = False
 
     def __post_init__(self) -> None:
         if not self.min_tumour_ml >= 0:

@@ -175,7 +175,8 @@ def test_the_run_config_sets_flair_dropout_and_prediction_defaults_of_the_bundle
     assert config.tta is True
     # every rule is recorded; one the run config leaves out at its default (no threshold)
     assert config.postprocess == {
-        "keep_brain_component": True, "min_tumour_ml": 0.25, "tumour_threshold": None
+        "keep_brain_component": True, "min_tumour_ml": 0.25, "tumour_threshold": None,
+        "native_grid": False,
     }  # fmt: skip
     assert BundleConfig.from_dict(config.to_dict()) == config
     # a run config from before these keys: no dropout, no TTA, no clean-up
@@ -183,5 +184,6 @@ def test_the_run_config_sets_flair_dropout_and_prediction_defaults_of_the_bundle
         **model["net"], "in_channels": 1}}}, {}, tmp_path / "c.yaml")  # fmt: skip
     assert (old.channel_dropout, old.tta, old.optional_channels) == ({}, False, ())
     assert old.postprocess == {
-        "keep_brain_component": False, "min_tumour_ml": 0.0, "tumour_threshold": None
+        "keep_brain_component": False, "min_tumour_ml": 0.0, "tumour_threshold": None,
+        "native_grid": False,
     }  # fmt: skip

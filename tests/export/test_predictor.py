@@ -74,6 +74,24 @@ def test_labels_come_back_on_the_input_grid_for_other_orientations_and_spacings(
     back = np.asarray(resample_from_to(written, image, order=0).dataobj)
     assert dice(back == 1, plain == 1) > 0.8
 
+    # deciding on the 3 mm grid: the argmax of the linearly resampled probabilities, which
+    # differs from the 4 mm labels carried by nearest neighbour along the boundaries only
+    from fdopa.models.postprocess import PostProcess
+
+    model_grid = PostProcess(native_grid=False)
+    carried = Predictor(trained_predictor.bundle, crop=False, postprocess=model_grid).predict(
+        path, probabilities=True
+    )
+    native = Predictor(
+        trained_predictor.bundle, crop=False, postprocess=PostProcess(native_grid=True)
+    )
+    decided = native.predict(path, probabilities=True)
+    np.testing.assert_array_equal(decided.probabilities, carried.probabilities)
+    np.testing.assert_array_equal(decided.labels, carried.probabilities.argmax(axis=0))
+    changed = decided.labels != carried.labels
+    assert 0 < changed.mean() < 0.1
+    assert dice(decided.labels == 1, carried.labels == 1) > 0.9  # 2 epochs: brain only
+
 
 @pytest.mark.slow
 def test_array_input_torchscript_tta_and_probabilities(paediatric_cohort, tiny_predictor):
