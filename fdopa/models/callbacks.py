@@ -150,9 +150,10 @@ class ClinicalEvaluation(L.Callback):
             sidecar = str(batch["sidecar_path"][0]) or None
             frames, frames_affine, starts, durations = load_canonical_dynamic(path, sidecar)
             if frames.shape[:3] != shape or not np.allclose(frames_affine, affine, atol=_GRID_TOL):
-                # The batch is on the model grid (data.spacing_mm): the frames follow it.
+                # The batch is on the model grid (data.spacing_mm): the frames follow it,
+                # anti-aliased as the static PET was (ModelView.to_model).
                 stack = np.moveaxis(frames, -1, 0)
-                moved = map_to_grid(stack, frames_affine, affine, shape, order=1)
+                moved = map_to_grid(stack, frames_affine, affine, shape, order=1, antialias=True)
                 frames = np.ascontiguousarray(np.moveaxis(moved, 0, -1))
             if not self.cache_dynamic:
                 return frames, starts, durations
