@@ -101,6 +101,10 @@ class ModelView:
         return native
 
 
+_Mapped = dict[str, tuple[torch.Tensor, np.ndarray]]
+"""Model-grid data and affine of each image of a subject, by image name."""
+
+
 class ToModelGrid(tio.Transform):
     """Map every image of a subject to its :class:`ModelView` (head box, model grid).
 
@@ -122,17 +126,40 @@ class ToModelGrid(tio.Transform):
             raise ValueError(f"data.spacing_mm: expected 3 sizes > 0, got {list(spacing_mm)}")
         self.reference = reference
         self.args_names = ["spacing_mm", "reference"]
+        self._cache: dict[tuple[tuple[str, str], ...], _Mapped] = {}
 
     def apply_transform(self, subject: tio.Subject) -> tio.Subject:
-        """Replace every image's data and affine by its model-grid version."""
-        image = subject[self.reference]
+        """Replace every image's data and affine by its model-grid version.
+
+        The mapping is deterministic, so the model-grid volumes of a subject read from files
+        are kept (a few MB at 4 mm) and handed out again in later epochs: the scan is neither
+        read nor resampled twice. Images held in memory are mapped every time.
+        """
+        images = subject.get_images_dict(intensity_only=False)
+        key = tuple(sorted((name, str(image.path)) for name, image in images.items()))
+        from_files = all(image.path is not None for image in images.values())
+        mapped = self._cache.get(key) if from_files else None
+        if mapped is None:
+            mapped = self._map(images)
+            if from_files:
+                self._cache[key] = mapped
+        for name, (data, affine) in mapped.items():
+            images[name].set_data(data.clone())
+            images[name].affine = affine.copy()
+        return subject
+
+    def _map(self, images: dict[str, tio.Image]) -> _Mapped:
+        image = images[self.reference]
         view = ModelView.of(image.data[0].numpy(), image.affine, self.spacing_mm)
         if view.box.failure is not None:
             log.warning("%s: %s; the network sees its whole data extent",
                         image.path, view.box.failure)  # fmt: skip
-        for item in subject.get_images(intensity_only=False):
-            order = 0 if isinstance(item, tio.LabelMap) else 1
-            data = view.to_model(item.data.numpy(), order)
-            item.set_data(torch.from_numpy(data))
-            item.affine = view.affine
-        return subject
+        return {
+            name: (
+                torch.from_numpy(
+                    view.to_model(item.data.numpy(), 0 if isinstance(item, tio.LabelMap) else 1)
+                ),
+                view.affine,
+            )
+            for name, item in images.items()
+        }

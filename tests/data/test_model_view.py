@@ -91,6 +91,32 @@ def test_a_scanner_image_on_the_model_grid_keeps_its_volumes(scanner_subject):
     assert np.prod(out["pet"].shape) * 64.0 < 0.6 * 320.0**3
 
 
+def test_file_subjects_are_mapped_once_and_handed_out_again(scanner_subject, tmp_path, monkeypatch):
+    s = scanner_subject
+    nib.save(nib.Nifti1Image(s.static.astype(np.float32), s.affine), tmp_path / "pet.nii.gz")
+    nib.save(nib.Nifti1Image(s.labels.astype(np.int16), s.affine), tmp_path / "label.nii.gz")
+
+    def subject():
+        return tio.Subject(
+            pet=tio.ScalarImage(tmp_path / "pet.nii.gz"),
+            label=tio.LabelMap(tmp_path / "label.nii.gz"),
+        )
+
+    transform = ToModelGrid((4.0, 4.0, 4.0))
+    first = transform(subject())
+    # the second epoch neither reads the files nor maps them again
+    nib.save(
+        nib.Nifti1Image(np.zeros_like(s.static, np.float32), s.affine), tmp_path / "pet.nii.gz"
+    )
+    monkeypatch.setattr(ModelView, "of", None)
+    second = transform(subject())
+    for name in ("pet", "label"):
+        assert torch.equal(first[name].data, second[name].data)
+        np.testing.assert_array_equal(first[name].affine, second[name].affine)
+    second["pet"].data.mul_(0)  # a later transform's in-place change stays in its copy
+    assert transform(subject())["pet"].data.abs().sum() > 0
+
+
 def test_random_profiles_are_clinical_ones_jittered():
     rng = np.random.default_rng(3)
     drawn = [draw_profile(rng) for _ in range(40)]
