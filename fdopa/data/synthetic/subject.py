@@ -84,18 +84,15 @@ def _compartment_maps(
     )
     coords = warp.template_coordinates(anatomy.affine)
 
-    pulled = geometry.pull(
-        [
-            found.tumour, found.necrosis, (found.tumour - found.necrosis) * found.heterogeneity,
-            anatomy.mask("striatum_left") | anatomy.mask("striatum_right"),
-            anatomy.gm, anatomy.wm, anatomy.brain, found.extent,
-        ],
-        coords,
-    )  # fmt: skip
-    active = np.clip(pulled[2], 0, None)
-    tumour, necrosis, striatum_raw, gm, wm, brain, extent = np.clip(
-        pulled[[0, 1, 3, 4, 5, 6, 7]], 0, 1
+    def pull(volume: np.ndarray) -> np.ndarray:
+        return np.clip(geometry.pull(volume, coords), 0.0, 1.0)
+
+    tumour, necrosis = pull(found.tumour), pull(found.necrosis)
+    active = np.clip(
+        geometry.pull((found.tumour - found.necrosis) * found.heterogeneity, coords), 0, None
     )
+    striatum_raw = pull(anatomy.mask("striatum_left") | anatomy.mask("striatum_right"))
+    gm, wm, brain = pull(anatomy.gm), pull(anatomy.wm), pull(anatomy.brain)
     healthy = 1.0 - tumour
     maps = {
         "cortex": np.clip(gm - striatum_raw, 0, 1) * healthy,
@@ -107,7 +104,7 @@ def _compartment_maps(
         "label_tumour": tumour,
         "label_brain": np.clip(np.clip(gm + wm, 0, 1) - striatum_raw, 0, 1) * healthy,
         "csf": np.clip(brain - gm - wm, 0, 1) * healthy,
-        "extent": extent,
+        "extent": pull(found.extent),
     }
     return maps, warp, found
 
