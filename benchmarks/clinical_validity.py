@@ -54,15 +54,26 @@ def ensure_cohort(cache: Path, seed: int, n: int, grid: str, dynamic_fraction: f
     return root
 
 
-def parse_settings(pairs: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs with YAML values (``true``, ``0.5``)."""
-    out = {}
+def add_postprocess_option(parser: argparse.ArgumentParser) -> None:
+    """``--postprocess KEY=VALUE ...``: the label decision and clean-up instead of the bundle's."""
+    parser.add_argument("--postprocess", nargs="*", default=None, metavar="KEY=VALUE",
+                        help="replace the bundle's inference.postprocess (none: off)")  # fmt: skip
+
+
+def postprocess_rules(pairs: list[str] | None) -> Any:
+    """The :class:`~fdopa.models.postprocess.PostProcess` of ``--postprocess`` pairs (YAML
+    values: ``true``, ``0.5``); None (the bundle's own) when the option was not given."""
+    from fdopa.models.postprocess import PostProcess
+
+    if pairs is None:
+        return None
+    settings = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
             raise SystemExit(f"--postprocess: expected KEY=VALUE, got {pair!r}")
-        out[key] = yaml.safe_load(value)
-    return out
+        settings[key] = yaml.safe_load(value)
+    return PostProcess(**settings)
 
 
 def evaluate(
@@ -132,15 +143,13 @@ def main() -> None:
     parser.add_argument("--flair", choices=("both", "given", "absent"), default="both")
     parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                         help="default: the bundle's inference.tta")  # fmt: skip
-    parser.add_argument("--postprocess", nargs="*", default=None, metavar="KEY=VALUE",
-                        help="replace the bundle's inference.postprocess (none: off)")  # fmt: skip
+    add_postprocess_option(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/clinical_validity"))
     args = parser.parse_args()
 
     from fdopa.evaluation.validity import format_summary, summarise
     from fdopa.export import Predictor
     from fdopa.export.run import export_checkpoint
-    from fdopa.models.postprocess import PostProcess
 
     # the summary says it all: no per-child log lines (e.g. the no-FLAIR warning) in between
     logging.getLogger("fdopa").setLevel(logging.ERROR)
@@ -151,8 +160,9 @@ def main() -> None:
     bundle = args.bundle
     if args.ckpt is not None:
         bundle = export_checkpoint(args.ckpt, args.out / "bundle", overwrite=True).path
-    rules = None if args.postprocess is None else PostProcess(**parse_settings(args.postprocess))
-    predictor = Predictor.from_bundle(bundle, tta=args.tta, postprocess=rules)
+    predictor = Predictor.from_bundle(
+        bundle, tta=args.tta, postprocess=postprocess_rules(args.postprocess)
+    )
     variants = {"given": True, "absent": False}
     if "flair" not in predictor.config.channels:
         chosen = ["pet_only"]

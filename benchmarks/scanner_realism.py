@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 # benchmarks/ is on sys.path when run as a script
-from clinical_validity import evaluate, parse_settings
+from clinical_validity import add_postprocess_option, evaluate, postprocess_rules
 
 
 def ensure(cache: Path, seed: int, n: int, **options: str) -> tuple[Path, float]:
@@ -70,15 +70,14 @@ def main() -> None:
     parser.add_argument("--units", default="bqml")
     parser.add_argument("--cache", type=Path, default=Path("data/heldout"))
     parser.add_argument("--out", type=Path, default=Path("runs/scanner_realism"))
-    parser.add_argument("--postprocess", nargs="*", default=None, metavar="KEY=VALUE",
-                        help="replace the bundle's inference.postprocess (none: off)")  # fmt: skip
+    add_postprocess_option(parser)
     args = parser.parse_args()
 
     from fdopa.export import Predictor
-    from fdopa.models.postprocess import PostProcess
 
-    rules = None if args.postprocess is None else PostProcess(**parse_settings(args.postprocess))
-    predictor = Predictor.from_bundle(args.bundle, device="cpu", postprocess=rules)
+    predictor = Predictor.from_bundle(
+        args.bundle, device="cpu", postprocess=postprocess_rules(args.postprocess)
+    )
     print(f"bundle {args.bundle}, postprocess {predictor.postprocess}")
     grid = "tiny" if predictor.config.spacing_mm[0] >= 4 else "standard"
     args.out.mkdir(parents=True, exist_ok=True)
