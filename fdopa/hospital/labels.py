@@ -46,6 +46,7 @@ from fdopa.hospital.registration import (
     mi_method,
     normalised_intensity,
     ras_matrix,
+    regular_steps,
     to_sitk,
 )
 from fdopa.kinetics.io import check_same_grid, read_nifti
@@ -148,14 +149,7 @@ def register_atlas(
         fixed, moving, sitk.AffineTransform(3), sitk.CenteredTransformInitializerFilter.MOMENTS
     )
     method = mi_method(*_levels(fixed, 8.0), 0.2, seed, mask)
-    method.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=1.0,
-        minStep=1e-4,
-        numberOfIterations=200,
-        relaxationFactor=0.5,
-        gradientMagnitudeTolerance=1e-6,
-    )
-    method.SetOptimizerScalesFromPhysicalShift()
+    regular_steps(method, learning_rate=1.0, min_step=1e-4, iterations=200, relaxation=0.5)
     method.SetInitialTransform(initial, inPlace=False)
     linear = method.Execute(fixed, moving)
     metrics: tuple[float, float | None] = (float(method.GetMetricValue()), None)

@@ -153,6 +153,33 @@ def mi_method(
     return method
 
 
+def regular_steps(
+    method: sitk.ImageRegistrationMethod,
+    *,
+    learning_rate: float,
+    min_step: float,
+    iterations: int,
+    relaxation: float,
+) -> None:
+    """Give ``method`` a regular-step gradient descent scaled by the physical shift.
+
+    Args:
+        method: A method from :func:`mi_method`.
+        learning_rate: First step length (mm of the largest voxel shift).
+        min_step: Step length at which it stops.
+        iterations: Most iterations per level.
+        relaxation: Factor by which the step shrinks when the gradient turns back.
+    """
+    method.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=learning_rate,
+        minStep=min_step,
+        numberOfIterations=iterations,
+        relaxationFactor=relaxation,
+        gradientMagnitudeTolerance=1e-6,
+    )
+    method.SetOptimizerScalesFromPhysicalShift()
+
+
 def normalised_intensity(array: np.ndarray) -> np.ndarray:
     """Intensities scaled to their 99.5th percentile (robust to hot spots), clipped at 0."""
     array = np.nan_to_num(np.asarray(array, np.float32))
@@ -194,14 +221,7 @@ def register_rigid(
         sitk.CenteredTransformInitializerFilter.MOMENTS,
     )
     method = mi_method([4, 2, 1], [2.0, 1.0, 0.0], 0.2, seed)
-    method.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=2.0,
-        minStep=1e-3,
-        numberOfIterations=300,
-        relaxationFactor=0.6,
-        gradientMagnitudeTolerance=1e-6,
-    )
-    method.SetOptimizerScalesFromPhysicalShift()
+    regular_steps(method, learning_rate=2.0, min_step=1e-3, iterations=300, relaxation=0.6)
     method.SetInitialTransform(initial, inPlace=False)
     result = method.Execute(fixed_image, moving_image)
     if isinstance(result, sitk.CompositeTransform):

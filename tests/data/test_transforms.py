@@ -1,4 +1,4 @@
-"""Preprocessing (orientation, normalisation), RandomIntensityScale and the augment configs."""
+"""Preprocessing (orientation, normalisation), the PET augmentations and the augment configs."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from fdopa.data.transforms import (
     IntensityScale,
     RandomChannelDropout,
     RandomIntensityScale,
+    RandomRegionalUptake,
     build_preprocessing,
     pet_normalisation,
 )
@@ -116,6 +117,57 @@ def test_random_intensity_scale_rejects_bad_range(scale_range):
         RandomIntensityScale(scale_range)
 
 
+def half_space_subject(noise: float = 0.0) -> tio.Subject:
+    """Brain (1, SUV 1) with a striatum (2, SUV 3) filling x >= 20 of a 40×6×6 grid, 2 mm."""
+    label = torch.ones(1, 40, 6, 6, dtype=torch.uint8)
+    label[0, 20:] = 2
+    pet = 1.0 + 2.0 * (label == 2).float()
+    pet = pet + noise * torch.randn(pet.shape, generator=torch.Generator().manual_seed(3))
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    return tio.Subject(
+        pet=tio.ScalarImage(tensor=pet, affine=affine),
+        label=tio.LabelMap(tensor=label, affine=affine),
+    )
+
+
+def test_regional_uptake_spreads_the_scaled_excess_like_a_blurred_edge():
+    original = half_space_subject()
+    fwhm, factor = 8.0, 1.5
+    out = RandomRegionalUptake({2: (factor, factor)}, fwhm_mm=fwhm, include=["pet"])(original)
+    change = (out["pet"].data - original["pet"].data)[0, :, 3, 3].numpy()
+    # Analytic truth: excess 2 × (f − 1) times the Gaussian CDF of the distance to the edge
+    # (at x = 19.5 voxels), in voxels of 2 mm; far from the grid's ends, within the sampled
+    # kernel's departure from the continuous one.
+    sigma = fwhm / (2 * math.sqrt(2 * math.log(2))) / 2.0
+    x = np.arange(40)
+    expected = 2.0 * (factor - 1.0) * stats.norm.cdf((x - 19.5) / sigma)
+    np.testing.assert_allclose(change[5:33], expected[5:33], atol=5e-3)
+    assert torch.equal(out["label"].data, original["label"].data)
+
+
+def test_regional_uptake_leaves_the_noise_and_other_regions_alone():
+    noisy = half_space_subject(noise=0.1)
+    torch.manual_seed(0)
+    out = RandomRegionalUptake({2: (0.5, 2.0), 3: (0.5, 2.0)}, fwhm_mm=0.0, include=["pet"])(noisy)
+    change = (out["pet"].data - noisy["pet"].data)[0]
+    # Without blur the brain is untouched and the striatum shifted by one constant (its
+    # excess × (f − 1)): the voxel-to-voxel noise survives unscaled.
+    assert change[:20].abs().max() == 0
+    inside = change[20:]
+    assert float(inside.max() - inside.min()) < 1e-5 and abs(float(inside.mean())) > 0.01
+    # A label absent from the map (3, no tumour) changes nothing.
+    assert RandomRegionalUptake({3: (2.0, 2.0)}, include=["pet"])(noisy)["pet"].data.equal(
+        noisy["pet"].data
+    )
+
+
+@pytest.mark.parametrize(("factors", "fwhm"), [({2: (0.0, 1.0)}, 6.0), ({2: (2, 1)}, 6.0),
+                                               ({2: (1, 2)}, -1.0)])  # fmt: skip
+def test_regional_uptake_rejects_bad_settings(factors, fwhm):
+    with pytest.raises(ValueError, match=r"factors|fwhm_mm"):
+        RandomRegionalUptake(factors, fwhm_mm=fwhm)
+
+
 @pytest.mark.parametrize(
     ("suv", "scale", "expected"), [(6.0, 3.0, 2.0), (6.0, 2.0, 3.0), (1.5, 3.0, 0.5)]
 )
@@ -186,7 +238,7 @@ def test_invalid_preprocessing(call, match):
         call()
 
 
-@pytest.mark.parametrize("name", ["none", "default", "strong"])
+@pytest.mark.parametrize("name", ["none", "default", "strong", "uptake"])
 def test_augment_configs_instantiate_to_transforms(name):
     transform = instantiate(compose_train([f"augment={name}"]).augment)
     assert isinstance(transform, tio.Transform)
@@ -211,6 +263,8 @@ def test_augment_configs_instantiate_to_transforms(name):
         } <= names
         flips = [t for t in transform.transforms if isinstance(t, tio.RandomFlip)]
         assert flips[0].axes == ("LR",)
+        last = transform.transforms[-1]
+        assert isinstance(last, RandomRegionalUptake) == (name == "uptake")
 
 
 def test_strong_augmentation_is_default_with_stronger_settings():
