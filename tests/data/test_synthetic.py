@@ -18,10 +18,13 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage
 
 import fdopa.data.synthetic.generate as cohort_module
 from fdopa.cli import main
 from fdopa.data.synthetic import SynthConfig, generate_cohort
+from fdopa.data.synthetic.geometry import pull
+from fdopa.data.synthetic.imaging import gaussian_blur
 from fdopa.data.synthetic.outcomes import draw_age
 from fdopa.data.synthetic.subject import SyntheticSubject, build_subject
 from fdopa.data.synthetic.tracer import (
@@ -850,3 +853,35 @@ def test_paediatric_ages_stay_below_18():
     ages = [draw_age(np.random.default_rng(seed), "paediatric") for seed in range(200)]
     assert min(ages) >= 2.0
     assert max(ages) <= 17.9
+
+
+def sparse_map(shape: tuple[int, int, int] = (40, 36, 32)) -> np.ndarray:
+    """A smooth blob in one corner of an otherwise empty map (a lesion or the striatum)."""
+    rng = np.random.default_rng(11)
+    volume = np.zeros(shape, np.float32)
+    volume[5:14, 20:30, 3:12] = rng.random((9, 10, 9))
+    return volume
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_pull_of_a_sparse_map_equals_the_plain_interpolation(order):
+    volume = sparse_map()
+    rng = np.random.default_rng(4)
+    grid = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in (30, 34, 28)],
+                                indexing="ij"))  # fmt: skip
+    linear = (1.1 * np.eye(3) + 0.1 * rng.normal(size=(3, 3))).astype(np.float32)
+    coordinates = np.einsum("ij,j...->i...", linear, grid) + 2 * rng.random((3, 1, 1, 1))
+    coordinates = (coordinates + rng.normal(0, 0.3, coordinates.shape)).astype(np.float32)
+    expected = ndimage.map_coordinates(volume, coordinates, order=order, mode="constant")
+    sampled = pull(volume, coordinates, order=order)
+    assert np.count_nonzero(expected) > 100  # the blob is reached
+    np.testing.assert_array_equal(sampled, expected)
+    assert not pull(np.zeros_like(volume), coordinates).any()
+
+
+@pytest.mark.parametrize("sigma", [2.5, (1.2, 0.0, 3.0)])
+def test_gaussian_blur_of_a_sparse_map_equals_scipys(sigma):
+    volume = sparse_map()
+    expected = ndimage.gaussian_filter(volume, sigma, mode="constant")
+    np.testing.assert_array_equal(gaussian_blur(volume, sigma), expected)
+    assert not gaussian_blur(np.zeros_like(volume), sigma).any()

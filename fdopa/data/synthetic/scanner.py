@@ -29,7 +29,7 @@ from scipy.spatial.transform import Rotation
 
 from fdopa.data.synthetic import head
 from fdopa.data.synthetic.geometry import BRAIN_CENTRE, Warp, build_affine
-from fdopa.data.synthetic.imaging import FWHM_TO_SIGMA
+from fdopa.data.synthetic.imaging import FWHM_TO_SIGMA, gaussian_blur
 from fdopa.data.synthetic.tracer import Framing
 
 if TYPE_CHECKING:
@@ -224,7 +224,7 @@ class Scan:
     ) -> np.ndarray:
         """Blur ``volume`` by ``sigma_vox`` and sample it at the scanner voxels (0 outside it)."""
         volume = volume.astype(np.float32, copy=False)
-        blurred = ndimage.gaussian_filter(volume, sigma_vox, mode="constant")
+        blurred = gaussian_blur(volume, sigma_vox)
         shape = np.asarray(self.profile.shape)
         corners = np.stack(np.meshgrid(*[(0, n - 1) for n in volume.shape], [1], indexing="ij"))
         inside = np.linalg.inv(to_source)[:3] @ corners.reshape(4, -1)
