@@ -127,13 +127,15 @@ class RandomRegionalUptake(RandomTransform, IntensityTransform):
 
     FDOPA uptake varies widely between patients — in the striatum with age and medication, in
     the tumour with grade — while the anatomy does not. A network trained on a few dozen
-    children can learn to draw a hot region larger the hotter it is; this augmentation breaks
-    that shortcut. For each region (a label value of ``label``), a factor ``f`` is drawn
-    log-uniformly and the region's mean excess over healthy brain (its mean minus the median
-    of label :data:`~fdopa.labels.BRAIN`), times ``f - 1``, is added with the region's mask
-    blurred by a Gaussian of ``fwhm_mm`` (the scanner's resolution): deep inside, the excess
-    becomes ``f`` times larger; at the edge the change fades as a blurred image's does; the
-    noise is left as it was. The label map is never touched.
+    children can learn to draw a hot region larger the hotter it is; this augmentation is meant
+    to break that shortcut (on the default recipe it did not: experiments/README.md).
+
+    For each region (a label value of ``label``), a factor ``f`` is drawn log-uniformly and the
+    region's mean excess over healthy brain (its mean minus the median of label
+    :data:`~fdopa.labels.BRAIN`), times ``f - 1``, is added with the region's mask blurred by a
+    Gaussian of ``fwhm_mm`` (the scanner's resolution): deep inside, the excess becomes ``f``
+    times larger; at the edge the change fades as a blurred image's does; the noise is left as
+    it was. The label map is never touched.
 
     Args:
         factors: Label value → range ``(a, b)`` of its factor, ``0 < a <= b``.
@@ -178,11 +180,8 @@ class RandomRegionalUptake(RandomTransform, IntensityTransform):
         """Add each region's scaled excess to every included image (torch RNG)."""
         labels = subject[self.label].data[0].numpy()
         brain = labels == BRAIN
-        sigma = (
-            self.fwhm_mm
-            / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-            / np.asarray(subject[self.label].spacing)
-        )
+        fwhm_to_sigma = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+        sigma = self.fwhm_mm * fwhm_to_sigma / np.asarray(subject[self.label].spacing)
         draws = {
             value: math.exp(self.sample_uniform(math.log(low), math.log(high)))
             for value, (low, high) in self.factors.items()
