@@ -31,7 +31,17 @@ def _instantiate_all(node: DictConfig | None) -> list[Any]:
 
 
 def publish_checkpoint(source: str | Path, target: str | Path) -> Path:
-    """Copy a checkpoint to a stable path atomically (temporary name, then rename)."""
+    """Copy a checkpoint to a stable path atomically (temporary name, then rename).
+
+    A checkpoint already published there is first kept as ``<name>.previous<suffix>`` (in
+    place of an older one), so a short or mistaken run never silently replaces the only copy
+    of, say, the adult checkpoint.
+    """
+    target = Path(target)
+    if target.is_file():
+        previous = target.with_name(f"{target.stem}.previous{target.suffix}")
+        copy_file_atomic(target, previous)
+        log.info("kept the checkpoint published before as %s", previous)
     target = copy_file_atomic(source, target)
     log.info("published %s → %s", source, target)
     return target

@@ -10,7 +10,7 @@ import yaml
 from helpers import compose_train
 
 from fdopa.layout import RUN_CONFIG
-from fdopa.pipeline import build, train
+from fdopa.pipeline import build, publish_checkpoint, train
 
 #: Short epochs: two training batches, one validation volume.
 LIMITS = ("+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1")
@@ -109,3 +109,19 @@ def test_same_seed_same_result_on_cpu(short_run, paediatric_cohort, tmp_path):
     assert weights.keys() == first_weights.keys()
     for key, value in weights.items():
         assert torch.equal(value, first_weights[key]), key
+
+
+def test_publishing_keeps_the_checkpoint_it_replaces(tmp_path):
+    first, second = tmp_path / "a.ckpt", tmp_path / "b.ckpt"
+    first.write_bytes(b"adult, 12 epochs")
+    second.write_bytes(b"a two-batch test run")
+    target = tmp_path / "runs" / "pretrain" / "adult_pretrained.ckpt"
+    publish_checkpoint(first, target)
+    assert target.read_bytes() == b"adult, 12 epochs"
+    assert not (target.parent / "adult_pretrained.previous.ckpt").exists()
+    publish_checkpoint(second, target)
+    assert target.read_bytes() == b"a two-batch test run"
+    assert (target.parent / "adult_pretrained.previous.ckpt").read_bytes() == b"adult, 12 epochs"
+    assert sorted(p.name for p in target.parent.iterdir()) == [
+        "adult_pretrained.ckpt", "adult_pretrained.previous.ckpt"
+    ]  # fmt: skip
