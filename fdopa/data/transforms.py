@@ -186,17 +186,19 @@ class RandomRegionalUptake(RandomTransform, IntensityTransform):
             value: math.exp(self.sample_uniform(math.log(low), math.log(high)))
             for value, (low, high) in self.factors.items()
         }
+        # Each present region's mask and blurred spread, once for all included images.
+        regions = []
+        for value, factor in draws.items():
+            region = labels == value
+            if region.any() and brain.any():
+                spread = ndimage.gaussian_filter(region.astype(np.float32), sigma, mode="nearest")
+                regions.append((factor, torch.from_numpy(region), spread))
+        inside_brain = torch.from_numpy(brain)
         for image in self.get_images(subject):
             data = image.data.float()
             change = np.zeros(labels.shape, np.float32)
-            for value, factor in draws.items():
-                region = labels == value
-                if not region.any() or not brain.any():
-                    continue
-                excess = float(data[0][torch.from_numpy(region)].mean()) - float(
-                    data[0][torch.from_numpy(brain)].median()
-                )
-                spread = ndimage.gaussian_filter(region.astype(np.float32), sigma, mode="nearest")
+            for factor, region, spread in regions:
+                excess = float(data[0][region].mean()) - float(data[0][inside_brain].median())
                 change += (factor - 1.0) * excess * spread
             image.set_data(data + torch.from_numpy(change))
         return subject
