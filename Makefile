@@ -14,9 +14,20 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
-# The synthetic cohorts are generated into data/synthetic/ on first use by the data module.
+# The synthetic cohorts are generated into data/synthetic/ on first use (cached after). A
+# training step gains little from a second core (4 × 32³ patches: 0.68 s on one thread, 0.56 s
+# on two), so the pretraining runs on one thread while the other core generates the
+# fine-tuning cohort.
+SYNTH_LOG := runs/paediatric-cohort.log
 demo: install
-	$(BIN)/python train.py +experiment=pretrain
+	$(BIN)/python train.py +experiment=pretrain data_only=true
+	@mkdir -p runs && echo "generating the fine-tuning cohort beside the pretraining (log: $(SYNTH_LOG))"
+	OMP_NUM_THREADS=1 $(BIN)/python train.py +experiment=finetune data_only=true \
+	    data.synth_jobs=1 > $(SYNTH_LOG) 2>&1 & synth=$$!; \
+	trap 'kill $$synth 2>/dev/null; exit 130' INT TERM; \
+	OMP_NUM_THREADS=1 $(BIN)/python train.py +experiment=pretrain; trained=$$?; \
+	wait $$synth || { echo "generating the fine-tuning cohort failed: see $(SYNTH_LOG)"; exit 2; }; \
+	exit $$trained
 	$(BIN)/python train.py +experiment=finetune
 
 test: install

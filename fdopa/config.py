@@ -119,6 +119,11 @@ def _channel_dropout(value: Any) -> str | None:
     return None if ok else "null or a mapping channel → probability in [0, 1], e.g. {flair: 0.3}"
 
 
+def _jobs(value: Any) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 1 or value == -1)
+    return None if ok else "a number of worker processes ≥ 1, or -1: one per core"
+
+
 def _path_or_null(value: Any) -> str | None:
     return None if value is None or isinstance(value, str) else "a path or null"
 
@@ -141,6 +146,8 @@ TRAIN_SCHEMA: dict[str, Callable[[Any], str | None]] = {
     "data.queue_length": _integer(1),
     "data.normalisation": _choice(*_NORMALISATIONS),
     "data.suv_scale": _number(0, low_open=True),
+    "data.synth_jobs": _jobs,
+    "data_only": _boolean,
     "model.num_classes": _integer(2),
     "model.optimizer.lr": _number(0, low_open=True),
     "model.optimizer.weight_decay": _number(0),
@@ -182,7 +189,8 @@ def validate_train_config(cfg: DictConfig, *, check_paths: bool = True) -> None:
     Only the keys of :data:`TRAIN_SCHEMA` are checked; unknown and new keys pass. With
     ``check_paths`` the input paths must exist too: ``data.root`` (unless the embedded
     synthetic cohort may be generated there: ``data.synth`` set and ``data.root`` inside
-    ``data.synth_dir``), ``finetune.pretrained`` and ``ckpt_path``.
+    ``data.synth_dir``), ``finetune.pretrained`` and ``ckpt_path`` (these two not with
+    ``data_only``, which reads no checkpoint).
 
     Args:
         cfg: The composed ``train.yaml`` config.
@@ -226,6 +234,8 @@ def _check_input_paths(cfg: DictConfig) -> None:
             f"data.root: {root}: no such cohort folder; point data.root at the folder holding "
             "participants.tsv (fdopa never generates data into a user's data.root)"
         )
+    if cfg.get("data_only"):
+        return
     _, pretrained = _select(cfg, "finetune.pretrained")
     if pretrained and not Path(pretrained).is_file():
         raise FileNotFoundError(missing_pretrained(pretrained))

@@ -47,6 +47,22 @@ def publish_checkpoint(source: str | Path, target: str | Path) -> Path:
     return target
 
 
+def prepare_data(cfg: DictConfig) -> Path:
+    """Generate the configured synthetic cohort if absent, or check the one there; nothing else.
+
+    What ``data_only=true`` runs: it reads no checkpoint and writes no run files, so it may
+    prepare a cluster job's data beforehand, or the fine-tuning cohort while the pretraining
+    that fine-tuning starts from is still running (``make demo``).
+
+    Returns:
+        The cohort root.
+    """
+    validate_train_config(cfg)
+    datamodule = instantiate(cfg.data, augment=None, run_dir=None)
+    datamodule.prepare_data()
+    return datamodule.root
+
+
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate the datamodule, the module (with pretrained weights) and the trainer.
 
@@ -102,8 +118,12 @@ def train(cfg: DictConfig) -> float | None:
 
     Returns:
         The best value of ``cfg.optimized_metric`` (what ModelCheckpoint monitored), or its
-        last logged value when no checkpoint callback tracked it; ``None`` if never logged.
+        last logged value when no checkpoint callback tracked it; ``None`` if never logged
+        or with ``data_only`` (:func:`prepare_data` only).
     """
+    if cfg.get("data_only"):
+        log.info("data_only: the cohort is ready in %s", prepare_data(cfg))
+        return None
     os.environ.setdefault("WANDB_MODE", "offline")
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)

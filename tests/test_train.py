@@ -125,3 +125,25 @@ def test_publishing_keeps_the_checkpoint_it_replaces(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == [
         "adult_pretrained.ckpt", "adult_pretrained.previous.ckpt"
     ]  # fmt: skip
+
+
+def test_data_only_generates_the_cohort_and_reads_no_checkpoint(tmp_path, capsys):
+    # What `make demo` runs beside the pretraining: the fine-tuning cohort, before the adult
+    # checkpoint that fine-tuning needs exists, and no run folder left behind.
+    from fdopa.cli.train import train_cli
+
+    overrides = [
+        "+experiment=finetune", "data_only=true", "data.synth.n=1", "data.synth.dynamic_fraction=0",
+        "data.synth_jobs=1", f"paths.root_dir={tmp_path}",
+    ]  # fmt: skip
+    assert train_cli(overrides) == 0, capsys.readouterr().err
+    cohorts = list((tmp_path / "data" / "synthetic").iterdir())
+    assert [p.name for p in cohorts] == ["paediatric-mixed-tiny-n1-seed0"]
+    assert len(list(cohorts[0].glob("sub-*/pet/*_pet.nii.gz"))) == 1
+    assert not (tmp_path / "runs").exists()
+    capsys.readouterr()
+    # The same root with another option: refused in one line, the cohort left as it was.
+    assert train_cli([*overrides, "data.synth.seed=1", f"data.root={cohorts[0]}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "other options ['seed']" in err[0], err
+    assert len(list(cohorts[0].glob("sub-*/pet/*_pet.nii.gz"))) == 1

@@ -92,7 +92,10 @@ def _train(cfg: DictConfig) -> float | None:
         raise
     from fdopa.pipeline import train
 
-    return train(cfg)
+    value = train(cfg)
+    if cfg.get("data_only"):  # no run to keep: only Hydra's bookkeeping was written
+        _discard_empty_run_dir(cfg)
+    return value
 
 
 def _discard_empty_run_dir(cfg: DictConfig) -> None:

@@ -160,6 +160,7 @@ class FdopaDataModule(L.LightningDataModule):
             and mapped to that grid as the predictor does
             (:class:`~fdopa.data.model_view.ToModelGrid`), so cohorts of scanner images of any
             field of view and voxel size train together; ``None``: volumes as stored (one grid).
+        synth_jobs: Worker processes generating the synthetic cohort (-1: one per core).
     """
 
     def __init__(
@@ -186,6 +187,7 @@ class FdopaDataModule(L.LightningDataModule):
         max_subjects: int | None = None,
         channel_dropout: Mapping[str, float] | None = None,
         spacing_mm: Sequence[float] | None = None,
+        synth_jobs: int = -1,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -208,6 +210,7 @@ class FdopaDataModule(L.LightningDataModule):
         self.augment = augment
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.max_subjects = max_subjects
+        self.synth_jobs = synth_jobs
         dropout = {str(k): float(v) for k, v in _plain(channel_dropout or {}).items()}
         unknown = sorted(set(dropout) - set(self.channels))
         if unknown or (dropout and set(dropout) >= set(self.channels)):
@@ -247,7 +250,7 @@ class FdopaDataModule(L.LightningDataModule):
             return
         if not self.root.exists():
             log.info("generating the synthetic %s cohort into %s", self.synth.cohort, self.root)
-            generate_cohort(self.synth, self.root, n_jobs=-1, progress=True)
+            generate_cohort(self.synth, self.root, n_jobs=self.synth_jobs, progress=True)
             return
         differing = differing_options(self.synth, self.root)
         if differing is None:
