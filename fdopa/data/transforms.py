@@ -22,6 +22,7 @@ from torchio.transforms.intensity_transform import IntensityTransform
 from fdopa.data.model_view import ToModelGrid
 from fdopa.labels import BRAIN
 from fdopa.layout import CHANNELS
+from fdopa.physics import FWHM_TO_SIGMA
 
 #: Intensity normalisations of the PET channel, selected by name.
 NORMALISATIONS: tuple[str, ...] = ("suv", "zscore", "none")
@@ -180,8 +181,7 @@ class RandomRegionalUptake(RandomTransform, IntensityTransform):
         """Add each region's scaled excess to every included image (torch RNG)."""
         labels = subject[self.label].data[0].numpy()
         brain = labels == BRAIN
-        fwhm_to_sigma = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-        sigma = self.fwhm_mm * fwhm_to_sigma / np.asarray(subject[self.label].spacing)
+        sigma = self.fwhm_mm * FWHM_TO_SIGMA / np.asarray(subject[self.label].spacing)
         draws = {
             value: math.exp(self.sample_uniform(math.log(low), math.log(high)))
             for value, (low, high) in self.factors.items()

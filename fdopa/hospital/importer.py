@@ -79,6 +79,7 @@ from fdopa.layout import (
     read_participants,
 )
 from fdopa.outputs import is_artefact, staged_dir, write_nifti, write_text_atomic
+from fdopa.physics import F18_HALF_LIFE_S
 
 __all__ = [
     "ImportOptions",
@@ -413,7 +414,7 @@ def _sidecar(
         "ManufacturersModelName": str(header.get("ManufacturerModelName", "")),
         "TracerName": injection.radiopharmaceutical or "FDOPA",
         "TracerRadionuclide": "F18"
-        if "18" in nuclide or abs(injection.half_life_s - 6586.2) < 30
+        if "18" in nuclide or abs(injection.half_life_s - F18_HALF_LIFE_S) < 30
         else nuclide,
         "Units": "g/mL",
         "SUVType": "body weight",

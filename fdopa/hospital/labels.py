@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from fdopa.kinetics.validation import check_volume, finite_array
 from fdopa.labels import TUMOUR
 from fdopa.layout import LABELS_DIR, TUMOUR_DIR, SubjectPaths
 from fdopa.outputs import check_output_file, staged_files, write_nifti
+from fdopa.physics import FWHM_TO_SIGMA
 
 __all__ = [
     "LabelOutcome",
@@ -99,7 +99,7 @@ def _templates() -> dict[str, np.ndarray]:
     anatomy = load_anatomy()
     striatum = (anatomy.mask("striatum_left") | anatomy.mask("striatum_right")).astype(np.float32)
     t1 = datasets.load_mni152_template(resolution=1).get_fdata().astype(np.float32) * anatomy.brain
-    sigma = 6.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    sigma = 6.0 * FWHM_TO_SIGMA
     fdopa = ndimage.gaussian_filter(anatomy.gm + 0.55 * anatomy.wm + 2.0 * striatum, sigma)
     tissue = np.clip(anatomy.gm + anatomy.wm, 0.0, 1.0) * anatomy.brain
     return {"flair": t1, "pet": fdopa.astype(np.float32), "tissue": tissue, "striatum": striatum}

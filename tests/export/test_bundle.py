@@ -187,3 +187,17 @@ def test_the_run_config_sets_flair_dropout_and_prediction_defaults_of_the_bundle
         "keep_brain_component": False, "min_tumour_ml": 0.0, "tumour_threshold": None,
         "native_grid": False,
     }  # fmt: skip
+
+
+def test_every_public_name_of_fdopa_export_resolves_to_its_home():
+    # fdopa.export imports lazily (no torch for `fdopa --help`): each name must still load.
+    import fdopa.export
+    from fdopa.export import bundle_config, predictor
+
+    assert sorted(fdopa.export.__all__) == sorted(set(fdopa.export.__all__))
+    for name in fdopa.export.__all__:
+        assert getattr(fdopa.export, name).__name__ == name
+    assert fdopa.export.BundleError is bundle_config.BundleError
+    assert fdopa.export.Predictor is predictor.Predictor
+    with pytest.raises(AttributeError, match="no attribute 'predict'"):
+        fdopa.export.predict  # noqa: B018

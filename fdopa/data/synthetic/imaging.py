@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
-
+from fdopa.physics import FWHM_TO_SIGMA
 
 #: Gaussian kernels reach this many standard deviations (SciPy's default ``truncate``).
 _TRUNCATE = 4.0

@@ -29,8 +29,9 @@ from scipy.spatial.transform import Rotation
 
 from fdopa.data.synthetic import head
 from fdopa.data.synthetic.geometry import BRAIN_CENTRE, Warp, build_affine
-from fdopa.data.synthetic.imaging import FWHM_TO_SIGMA, gaussian_blur
+from fdopa.data.synthetic.imaging import gaussian_blur
 from fdopa.data.synthetic.tracer import Framing
+from fdopa.physics import FWHM_TO_SIGMA
 
 if TYPE_CHECKING:
     from fdopa.data.synthetic.subject import SyntheticSubject

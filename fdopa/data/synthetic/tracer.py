@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
+from fdopa.physics import F18_HALF_LIFE_S
+
 logger = logging.getLogger(__name__)
 
-F18_HALF_LIFE_S: float = 6586.2
-"""Physical half-life of fluorine-18 in seconds (109.77 min)."""
 F18_DECAY_CONSTANT_PER_S: float = math.log(2.0) / F18_HALF_LIFE_S
 """Decay constant λ of fluorine-18 in 1/s."""
 
