@@ -13,7 +13,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-from fdopa.data.synthetic.imaging import nonzero_bounds, psf_blur
+from fdopa.data.synthetic.imaging import psf_blur
+from fdopa.kinetics.regions import bounding_box
 
 #: Build field of view: shape of the 1 mm grid and world coordinate (mm) of voxel (0, 0, 0).
 BUILD_SHAPE: tuple[int, int, int] = (176, 208, 176)
@@ -220,13 +221,13 @@ def pull(volume: np.ndarray, coordinates: np.ndarray, *, order: int = 1) -> np.n
     """
     volume = volume.astype(np.float32, copy=False)
     out = np.zeros(coordinates.shape[1:], np.float32)
-    bounds = nonzero_bounds(volume)
-    if bounds is None:
+    box = bounding_box(volume != 0)
+    if box is None:
         return out
     inside = np.ones(out.shape, bool)
-    for axis, (first, last) in enumerate(bounds):
-        inside &= coordinates[axis] > first - 1
-        inside &= coordinates[axis] < last + 1
+    for axis, span in enumerate(box):  # within one voxel of the first and the last non-zero
+        inside &= coordinates[axis] > span.start - 1
+        inside &= coordinates[axis] < span.stop
     out[inside] = ndimage.map_coordinates(
         volume, coordinates[:, inside], order=order, mode="constant", cval=0.0
     )

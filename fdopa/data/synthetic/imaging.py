@@ -12,22 +12,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from fdopa.kinetics.regions import bounding_box
 from fdopa.physics import FWHM_TO_SIGMA
 
 #: Gaussian kernels reach this many standard deviations (SciPy's default ``truncate``).
 _TRUNCATE = 4.0
-
-
-def nonzero_bounds(volume: np.ndarray) -> list[tuple[int, int]] | None:
-    """First and last index of the non-zero voxels along each axis, or None if all are zero."""
-    bounds = []
-    for axis in range(volume.ndim):
-        others = tuple(a for a in range(volume.ndim) if a != axis)
-        idx = np.flatnonzero(volume.any(axis=others))
-        if idx.size == 0:
-            return None
-        bounds.append((int(idx[0]), int(idx[-1])))
-    return bounds
 
 
 def gaussian_blur(volume: np.ndarray, sigma_vox: float | np.ndarray) -> np.ndarray:
@@ -37,17 +26,12 @@ def gaussian_blur(volume: np.ndarray, sigma_vox: float | np.ndarray) -> np.ndarr
     around them (widened by the kernel radius) is filtered: a lesion or the striatum blurs in a
     fraction of the whole volume's time.
     """
-    bounds = nonzero_bounds(volume)
-    if bounds is None:
-        return np.zeros_like(volume)
     sigma = np.broadcast_to(np.asarray(sigma_vox, float), (volume.ndim,))
-    box = tuple(
-        slice(max(lo - r, 0), min(hi + 1 + r, n))
-        for (lo, hi), r, n in zip(
-            bounds, (int(_TRUNCATE * s + 0.5) for s in sigma), volume.shape, strict=True
-        )
-    )
+    radius = (_TRUNCATE * sigma + 0.5).astype(int)  # SciPy's kernel radius per axis
     out = np.zeros_like(volume)
+    box = bounding_box(volume != 0, radius)
+    if box is None:
+        return out
     out[box] = ndimage.gaussian_filter(volume[box], sigma, mode="constant", truncate=_TRUNCATE)
     return out
 
