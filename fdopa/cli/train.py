@@ -1,10 +1,11 @@
 """``fdopa train`` (and ``python train.py``): Hydra training with the configs shipped in fdopa.
 
-``fdopa train +experiment=pretrain|finetune|scratch [key=value …]`` composes ``conf/train.yaml``
-(shipped inside the package as ``fdopa/conf``, so an installed package trains without a clone)
-with the overrides, checks the config (:func:`fdopa.config.validate_train_config`, before the
-slow imports) and runs :func:`fdopa.pipeline.train`, which returns the optimised metric (for
-sweepers). Everything after ``train`` goes to Hydra verbatim (``--cfg job``, ``-m``, …).
+``fdopa train +experiment=pretrain|pretrain_large|finetune|scratch [key=value …]`` composes
+``conf/train.yaml`` (shipped inside the package as ``fdopa/conf``, so an installed package
+trains without a clone) with the overrides, checks the config
+(:func:`fdopa.config.validate_train_config`, before the slow imports) and runs
+:func:`fdopa.pipeline.train`, which returns the optimised metric (for sweepers). Everything
+after ``train`` goes to Hydra verbatim (``--cfg job``, ``-m``, …).
 
 Errors follow :mod:`fdopa.errors`: a bad override, config key or input path is one line on
 stderr and exit status 2 (a missing optional dependency names the ``fdopa[...]`` extra to
@@ -49,8 +50,9 @@ def add(commands: Commands) -> None:
         "train",
         help="train a segmentation model (Hydra; needs fdopa[train])",
         description="Train with Hydra exactly as `python train.py`: fdopa train "
-        "+experiment=pretrain|finetune|scratch [key=value ...]. Every argument after `train` "
-        "goes to Hydra (e.g. --cfg job prints the composed config, -m runs a sweep).",
+        "+experiment=pretrain|pretrain_large|finetune|scratch [key=value ...]. Every argument "
+        "after `train` goes to Hydra (e.g. --cfg job prints the composed config, -m runs a "
+        "sweep).",
         epilog=EXIT_HELP,
     )
     parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra override")

@@ -47,6 +47,7 @@ from fdopa.export.inputs import ImageInput, ScanInput, SidecarInput, load_scan
 from fdopa.export.metadata import tumour_ml_range
 from fdopa.export.qc import striatum_contact_reason, tracer_scale_reason, unanalysable_indices
 from fdopa.kinetics import IndexResult, Preset, compute_indices
+from fdopa.kinetics.validation import UnanalysableRegion
 from fdopa.labels import TUMOUR
 from fdopa.models.inference import predict_volume
 from fdopa.models.postprocess import PostProcess, labels_from_probabilities, postprocess_labels
@@ -304,11 +305,15 @@ class Predictor:
             scale = tracer_scale_reason(scan.pet, labels, head)
             if scale is not None:
                 return self._unanalysable(scan, labels, box, pid, preset, [scale], maps)
-        indices = compute_indices(
-            scan.pet, labels, scan.affine, preset, dynamic=scan.dynamic,
-            frame_start_s=scan.frame_start_s, frame_duration_s=scan.frame_duration_s,
-            participant_id=pid, source=scan.source,
-        )  # fmt: skip
+        try:
+            indices = compute_indices(
+                scan.pet, labels, scan.affine, preset, dynamic=scan.dynamic,
+                frame_start_s=scan.frame_start_s, frame_duration_s=scan.frame_duration_s,
+                participant_id=pid, source=scan.source,
+            )  # fmt: skip
+        except UnanalysableRegion as err:  # the scan has uptake (load_scan): the mask erred
+            reason = f"region_without_uptake {err.region}: mean uptake {err.mean:.3g}"
+            return self._unanalysable(scan, labels, box, pid, preset, [reason], maps)
         labelled_ml = float((labels > 0).sum() * np.prod(voxel_sizes(scan.affine))) / 1000.0
         contact = striatum_contact_reason(scan.pet, labels)
         reasons = self.qc_reasons(indices, disagreement, labelled_ml=labelled_ml, contact=contact)
@@ -354,7 +359,11 @@ class Predictor:
         reasons: list[str],
         maps: np.ndarray | None = None,
     ) -> Prediction:
-        """A flagged prediction without indices: the head was not found or the scale is wrong."""
+        """A flagged prediction without indices.
+
+        The head was not found, the tracer scale is wrong, or the automatic tumour or reference
+        region lies where the scan has no uptake.
+        """
         reasons = [box.failure] if box.failure is not None else reasons
         log.warning("%s: not analysable (%s); no indices reported", scan.source, reasons[0])
         name = preset if isinstance(preset, str) else preset.name

@@ -17,6 +17,7 @@ from fdopa.labels import LABEL_VALUES
 __all__ = [
     "FRAME_TOL_S",
     "InputError",
+    "UnanalysableRegion",
     "check_analysable",
     "check_frame_timing",
     "check_labels",
@@ -47,6 +48,33 @@ class InputError(ValueError):
     def __reduce__(self) -> tuple[Any, tuple[str, str, str]]:
         """Pickle with the three constructor arguments (for worker processes)."""
         return type(self), (self.source, self.field, self.problem)
+
+
+class UnanalysableRegion(InputError):
+    """A region whose mean uptake is not positive (:func:`check_analysable`).
+
+    Raised for the ``voxels`` field. Where the image itself has passed
+    :func:`check_positive_image`, it is the label map that put the region where the scan has
+    no uptake (an automatic delineation gone wrong), which a predictor flags instead of failing.
+
+    Attributes:
+        region: ``reference`` or ``tumour``.
+        mean: The region's mean uptake.
+    """
+
+    def __init__(self, source: object, region: str, mean: float) -> None:
+        self.region, self.mean = region, float(mean)
+        super().__init__(
+            source,
+            "voxels",
+            f"not an analysable PET: the {region} region's mean uptake is {mean:.3g} (must be"
+            " > 0); an all-zero, negated or wrongly scaled image gives no T/S, TBR or MTV. "
+            "Check the image and its units",
+        )
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str, float]]:  # type: ignore[override]
+        """Pickle with the three constructor arguments (for worker processes)."""
+        return type(self), (self.source, self.region, self.mean)
 
 
 def finite_array(value: object, source: object, field: str = "voxels") -> np.ndarray:
@@ -128,17 +156,11 @@ def check_analysable(means: dict[str, float | None], source: object) -> None:
         source: The static image's file path or argument name.
 
     Raises:
-        InputError: Naming ``source`` and the ``voxels`` field.
+        UnanalysableRegion: Naming ``source``, the ``voxels`` field and the region.
     """
     for region, mean in means.items():
         if mean is not None and not mean > 0:
-            raise InputError(
-                source,
-                "voxels",
-                f"not an analysable PET: the {region} region's mean uptake is {mean:.3g} (must be"
-                " > 0); an all-zero, negated or wrongly scaled image gives no T/S, TBR or MTV. "
-                "Check the image and its units",
-            )
+            raise UnanalysableRegion(source, region, mean)
 
 
 def check_positive_image(image: np.ndarray, source: object) -> None:

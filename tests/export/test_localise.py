@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import nibabel as nib
 import numpy as np
@@ -187,6 +188,33 @@ def test_qc_flags_no_head_failed_localisation_and_wrong_tracer_scale(brain_box, 
     scaled = predictor.predict(data * 0.01, affine, pet_sidecar=sidecar)
     _assert_unanalysable(scaled, "tracer_scale")
     assert "SUVmax" in scaled.qc_reasons[0]
+
+
+def test_a_tumour_drawn_where_the_scan_has_no_uptake_is_flagged_not_raised(
+    brain_box, predictor, monkeypatch
+):
+    """A mask error (tumour on zero voxels of a scan with uptake) is a QC case, not bad input."""
+    data, affine, box = brain_box
+    pet, labels = data.copy(), box.labels.copy()
+    labels[labels == 3] = 1
+    corner = (slice(0, 3),) * 3
+    pet[corner] = 0.0
+    labels[corner] = 3  # the whole automatic tumour where the scan has no uptake
+    monkeypatch.setattr(predictor, "decide", lambda probs, view, maps=False: (labels, None))
+    result = predictor.predict(pet, affine, participant_id="sub-zero")
+    _assert_unanalysable(result, "region_without_uptake")
+    assert result.qc_reasons == ("region_without_uptake tumour: mean uptake 0",)
+    np.testing.assert_array_equal(result.labels, labels)  # kept for the QC picture
+
+    # The same region error from the indices alone is still bad input (exit 2 elsewhere).
+    from fdopa.kinetics import compute_indices
+    from fdopa.kinetics.validation import UnanalysableRegion
+
+    with pytest.raises(UnanalysableRegion, match="tumour region's mean uptake is 0") as err:
+        compute_indices(pet, labels, affine, "guideline")
+    assert (err.value.region, err.value.mean, err.value.field) == ("tumour", 0.0, "voxels")
+    assert isinstance(err.value, InputError)
+    assert pickle.loads(pickle.dumps(err.value)).args == err.value.args  # worker processes
 
 
 def test_a_tumour_whose_hottest_voxel_touches_the_striatum_is_flagged():
