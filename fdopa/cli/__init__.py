@@ -3,7 +3,7 @@
 One module per sub-command (:mod:`fdopa.cli.synth`, :mod:`fdopa.cli.indices`, …), each with an
 ``add(commands)`` that registers its parser and a ``run(args)`` that calls the library; the
 shared options and the cohort loop live in :mod:`fdopa.cli.common`. Bad arguments become one
-clear line on stderr and exit status 2 (:mod:`fdopa.errors`); the library itself never prints.
+clear line on stderr and exit status 2 (:mod:`fdopa.cli.errors`); the library itself never prints.
 Heavy imports (torch, Hydra, SimpleITK) happen inside the ``run`` functions, so ``fdopa --help``,
 ``fdopa indices``, ``fdopa synth`` and ``fdopa report`` never import torch.
 """
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from fdopa import __version__
 from fdopa.cli import dicom_import, export, indices, labels, predict, report, synth, train
-from fdopa.errors import EXIT_HELP, run_guarded
+from fdopa.cli.errors import EXIT_HELP, run_guarded
 
 __all__ = ["build_parser", "main"]
 
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fdopa`` console script.
 
     Returns:
-        Exit status (:data:`fdopa.errors.EXIT_HELP`): 0 success, 1 some cohort subjects
+        Exit status (:data:`fdopa.cli.errors.EXIT_HELP`): 0 success, 1 some cohort subjects
         failed, 2 bad input (one line on stderr), 130 interrupted.
     """
     argv, hydra_args = _split_train(list(sys.argv[1:] if argv is None else argv))

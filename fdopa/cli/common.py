@@ -3,7 +3,7 @@
 Every cohort command runs its subjects through one :class:`CohortRun`: one rich progress bar on
 stderr, one row per subject (a failed subject's row carries its error), and one exit status —
 0 when every subject succeeded, 1 when some failed (one line on stderr naming them). Bad input
-raises ``ValueError`` / ``OSError``, which :func:`fdopa.errors.run_guarded` turns into one line
+raises ``ValueError`` / ``OSError``, which :func:`fdopa.cli.errors.run_guarded` turns into one line
 and exit status 2. This module imports only the standard library at import time.
 """
 
@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fdopa.errors import EXIT_OK, EXIT_SUBJECTS_FAILED, BadInput
+from fdopa.cli.errors import EXIT_OK, EXIT_SUBJECTS_FAILED
+from fdopa.errors import BadInput
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from fdopa.cli.common import CohortRun, Commands, add_out, add_overwrite, print_table
-from fdopa.errors import EXIT_HELP
+from fdopa.cli.errors import EXIT_HELP
 
 
 def _window(text: str) -> tuple[float, float]:

@@ -2,7 +2,7 @@
 
 Errors the library raises as ``ValueError`` (bad input, a file that is not a checkpoint) or
 ``OSError`` (missing inputs, outputs that cannot be written) become one line on stderr and exit
-status 2 (:mod:`fdopa.errors`).
+status 2 (:mod:`fdopa.cli.errors`).
 """
 
 from __future__ import annotations

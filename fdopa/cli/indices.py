@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fdopa.cli.common import CohortRun, Commands, add_out, add_preset, preset_from, require_one
-from fdopa.errors import EXIT_HELP
+from fdopa.cli.errors import EXIT_HELP
 
 if TYPE_CHECKING:
     from fdopa.kinetics import Preset

@@ -17,7 +17,7 @@ from fdopa.cli.common import (
     reject_options,
     require_one,
 )
-from fdopa.errors import EXIT_HELP
+from fdopa.cli.errors import EXIT_HELP
 from fdopa.labels import FOREGROUND
 
 

@@ -21,7 +21,7 @@ from fdopa.cli.common import (
     require_extra,
     require_one,
 )
-from fdopa.errors import EXIT_HELP
+from fdopa.cli.errors import EXIT_HELP
 
 if TYPE_CHECKING:
     from fdopa.export.predictor import Predictor

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fdopa.cli.common import Commands, add_out, add_overwrite, add_preset, preset_from
-from fdopa.errors import EXIT_HELP
+from fdopa.cli.errors import EXIT_HELP
 from fdopa.evaluation.names import DEFAULT_INDICES
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ trains without a clone) with the overrides, checks the config
 :func:`fdopa.pipeline.train`, which returns the optimised metric (for sweepers). Everything
 after ``train`` goes to Hydra verbatim (``--cfg job``, ``-m``, …).
 
-Errors follow :mod:`fdopa.errors`: a bad override, config key or input path is one line on
+Errors follow :mod:`fdopa.cli.errors`: a bad override, config key or input path is one line on
 stderr and exit status 2 (a missing optional dependency names the ``fdopa[...]`` extra to
 install), Ctrl-C exit status 130; ``-v`` or ``HYDRA_FULL_ERROR=1`` shows the traceback.
 Hydra, OmegaConf and torch are imported only when a training starts.
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fdopa.cli.common import Commands, require_extra
-from fdopa.errors import EXIT_HELP, exit_status, run_guarded
+from fdopa.cli.errors import EXIT_HELP, exit_status, run_guarded
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -148,7 +148,7 @@ def train_cli(
         verbose: Show the traceback of input errors.
 
     Returns:
-        The exit status (:data:`fdopa.errors.EXIT_HELP`).
+        The exit status (:data:`fdopa.cli.errors.EXIT_HELP`).
     """
     global _prog, _verbose
     overrides = list(sys.argv[1:] if overrides is None else overrides)
@@ -156,7 +156,7 @@ def train_cli(
     _verbose = verbose or "-v" in overrides or os.environ.get("HYDRA_FULL_ERROR") == "1"
     argv, sys.argv = sys.argv, [prog, *(arg for arg in overrides if arg != "-v")]
     full_error = os.environ.get("HYDRA_FULL_ERROR")
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises; fdopa.errors makes it one line
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises; fdopa.cli.errors makes it one line
     try:
         return run_guarded(prog, _hydra_main, verbose=_verbose, interrupted=INTERRUPTED)
     finally:

@@ -200,7 +200,8 @@ def test_a_tumour_drawn_where_the_scan_has_no_uptake_is_flagged_not_raised(
     corner = (slice(0, 3),) * 3
     pet[corner] = 0.0
     labels[corner] = 3  # the whole automatic tumour where the scan has no uptake
-    monkeypatch.setattr(predictor, "decide", lambda probs, view, maps=False: (labels, None))
+    decided = lambda probs, view, probabilities=False: (labels, None)  # noqa: E731
+    monkeypatch.setattr(predictor, "decide", decided)
     result = predictor.predict(pet, affine, participant_id="sub-zero")
     _assert_unanalysable(result, "region_without_uptake")
     assert result.qc_reasons == ("region_without_uptake tumour: mean uptake 0",)
