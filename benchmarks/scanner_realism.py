@@ -3,12 +3,14 @@ scanner images, segmented by the same bundle.
 
 Usage:
     python benchmarks/scanner_realism.py --bundle BUNDLE [--seed 8101 8203] [--n 4]
-           [--scanner std-200] [--orientation lps] [--units bqml] [--cache data/heldout]
+           [--scanner std-200] [--orientation lps] [--units bqml] [--brainbox-grid standard]
+           [--cache data/heldout]
            [--out runs/scanner_realism] [--postprocess native_grid=true]
 
 For every ``--seed`` a paediatric cohort of ``--n`` children is generated twice with the same
-seed, so the children (anatomy, tumour, kinetics) are the same: once as the brain box of the
-bundle's training grid, once with ``--realism scanner`` (a tilted, off-centre head and neck in
+seed, so the children (anatomy, tumour, kinetics) are the same: once as a brain box (on the
+bundle's training grid, or on ``--brainbox-grid``: ``standard``'s 2 mm voxels are those of the
+``std-200`` profile), once with ``--realism scanner`` (a tilted, off-centre head and neck in
 the field of view of ``--scanner``, stored in ``--orientation`` and ``--units``). Each child
 goes through :class:`fdopa.export.Predictor` with its FLAIR (the head-first crop on). Printed:
 generation seconds per child in each mode; tumour Dice per geometry (against that geometry's
@@ -68,6 +70,11 @@ def main() -> None:
     parser.add_argument("--scanner", default="std-200")
     parser.add_argument("--orientation", default="lps")
     parser.add_argument("--units", default="bqml")
+    parser.add_argument(
+        "--brainbox-grid",
+        choices=["tiny", "standard"],
+        help="grid of the brain boxes (default: the bundle's training grid)",
+    )
     parser.add_argument("--cache", type=Path, default=Path("data/heldout"))
     parser.add_argument("--out", type=Path, default=Path("runs/scanner_realism"))
     add_postprocess_option(parser)
@@ -78,8 +85,8 @@ def main() -> None:
     predictor = Predictor.from_bundle(
         args.bundle, device="cpu", postprocess=postprocess_rules(args.postprocess)
     )
-    print(f"bundle {args.bundle}, postprocess {predictor.postprocess}")
-    grid = "tiny" if predictor.config.spacing_mm[0] >= 4 else "standard"
+    grid = args.brainbox_grid or ("tiny" if predictor.config.spacing_mm[0] >= 4 else "standard")
+    print(f"bundle {args.bundle}, postprocess {predictor.postprocess}, brain boxes {grid}")
     args.out.mkdir(parents=True, exist_ok=True)
     geometries = {
         "brainbox": {"grid": grid},
