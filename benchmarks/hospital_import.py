@@ -37,9 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "hospital
 from dicom_writer import FAMILIES, Patient, rigid, upsample_in_plane, write_mr, write_pet
 
 from fdopa.data.synthetic import SynthConfig, generate_cohort
-from fdopa.hospital.importer import ImportOptions, import_dicom, pseudonym
+from fdopa.hospital.importer import ImportOptions, import_dicom
 from fdopa.hospital.labels import derive_labels
 from fdopa.hospital.masks import read_tumour_mask
+from fdopa.hospital.plan import pseudonym
 from fdopa.kinetics import compute_indices
 from fdopa.labels import BRAIN, STRIATUM, TUMOUR
 from fdopa.layout import SubjectPaths

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 from dicom_writer import FAMILIES, Patient, rigid, upsample_in_plane, write_mr, write_pet
 
-from fdopa.hospital.importer import ImportOptions, import_dicom, pseudonym
+from fdopa.hospital.importer import ImportOptions, import_dicom
+from fdopa.hospital.plan import pseudonym
 from fdopa.layout import SubjectPaths
 
 KEY = "test-key"

@@ -21,7 +21,8 @@ import pytest
 from dicom_writer import FAMILIES, Patient, write_pet
 
 from fdopa.cli import main
-from fdopa.hospital.importer import ImportOptions, import_dicom, pseudonym
+from fdopa.hospital.importer import ImportOptions, import_dicom
+from fdopa.hospital.plan import pseudonym
 from fdopa.layout import SubjectPaths
 
 KEY = "variants"
