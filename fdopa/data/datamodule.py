@@ -11,6 +11,7 @@ with no other step.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -161,6 +162,10 @@ class FdopaDataModule(L.LightningDataModule):
             (:class:`~fdopa.data.model_view.ToModelGrid`), so cohorts of scanner images of any
             field of view and voxel size train together; ``None``: volumes as stored (one grid).
         synth_jobs: Worker processes generating the synthetic cohort (-1: one per core).
+        cache_preprocessed: Keep each volume in memory once preprocessed (the deterministic
+            reorientation, mapping to the model grid and normalisation), so that every later
+            epoch only augments it; ``False``: read and preprocess every volume every epoch
+            (in the loader's workers, with less memory).
     """
 
     def __init__(
@@ -188,6 +193,7 @@ class FdopaDataModule(L.LightningDataModule):
         channel_dropout: Mapping[str, float] | None = None,
         spacing_mm: Sequence[float] | None = None,
         synth_jobs: int = -1,
+        cache_preprocessed: bool = False,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -211,6 +217,8 @@ class FdopaDataModule(L.LightningDataModule):
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.max_subjects = max_subjects
         self.synth_jobs = synth_jobs
+        self.cache_preprocessed = cache_preprocessed
+        self._preprocessed: dict[tuple[str, bool], tio.Subject] = {}
         dropout = {str(k): float(v) for k, v in _plain(channel_dropout or {}).items()}
         unknown = sorted(set(dropout) - set(self.channels))
         if unknown or (dropout and set(dropout) >= set(self.channels)):
@@ -319,16 +327,31 @@ class FdopaDataModule(L.LightningDataModule):
                 )
 
     def _dataset(self, subjects: Sequence[CohortSubject], train: bool) -> tio.SubjectsDataset:
-        transform = self.preprocess
-        if train:
-            steps = [self.preprocess]
-            if self.augment is not None:
-                steps.append(self.augment)
-            if self.channel_dropout:
-                steps.append(RandomChannelDropout(self.channel_dropout))
-            transform = tio.Compose(steps) if len(steps) > 1 else transform
-        tio_subjects = [to_tio_subject(s, self.channels, not train) for s in subjects]
+        random: list[tio.Transform] = []
+        if train and self.augment is not None:
+            random.append(self.augment)
+        if train and self.channel_dropout:
+            random.append(RandomChannelDropout(self.channel_dropout))
+        if self.cache_preprocessed:
+            steps = random
+            start, cached = time.perf_counter(), len(self._preprocessed)
+            tio_subjects = [self._cached(s, whole_volume=not train) for s in subjects]
+            if len(self._preprocessed) > cached:
+                log.info("preprocessed %d volumes into memory in %.1f s (data.cache_preprocessed)",
+                         len(self._preprocessed) - cached, time.perf_counter() - start)  # fmt: skip
+        else:
+            steps = [self.preprocess, *random]
+            tio_subjects = [to_tio_subject(s, self.channels, not train) for s in subjects]
+        transform = None if not steps else steps[0] if len(steps) == 1 else tio.Compose(steps)
         return tio.SubjectsDataset(tio_subjects, transform=transform)
+
+    def _cached(self, subject: CohortSubject, whole_volume: bool) -> tio.Subject:
+        """``subject`` read and preprocessed once (``cache_preprocessed``), then from memory."""
+        key = (subject.participant_id, whole_volume)
+        if key not in self._preprocessed:
+            loaded = to_tio_subject(subject, self.channels, whole_volume)
+            self._preprocessed[key] = self.preprocess(loaded)
+        return self._preprocessed[key]
 
     def train_dataloader(self) -> DataLoader:
         """Label-balanced patches from a :class:`torchio.Queue` (DDP-aware)."""

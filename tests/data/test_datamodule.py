@@ -252,3 +252,37 @@ def test_channel_dropout_must_name_some_but_not_all_channels(paediatric_cohort):
     for dropout in ({"t1": 0.5}, {"pet": 0.2, "flair": 0.2}):
         with pytest.raises(ValueError, match=r"data\.channel_dropout"):
             FdopaDataModule(root, channels=["pet", "flair"], channel_dropout=dropout)
+
+
+def test_cached_volumes_are_the_preprocessed_files_read_once(paediatric_cohort, monkeypatch):
+    """``cache_preprocessed`` changes where a preprocessed volume comes from, not what it is:
+    the training and validation volumes equal those preprocessed from the files each time, no
+    file is read again, and the augmentation still draws anew on every read."""
+    import torchio as tio
+
+    options = {"channels": ["pet", "flair"], "spacing_mm": (4.0, 4.0, 4.0)}
+    volumes = {}
+    for cache in (False, True):
+        module = make_module(paediatric_cohort, cache_preprocessed=cache, **options)
+        train = module.train_dataloader().dataset.subjects_dataset
+        volumes[cache] = [train[i] for i in range(len(train))], val_batches(module)
+    for uncached, cached in zip(volumes[False][0], volumes[True][0], strict=True):
+        assert uncached["participant_id"] == cached["participant_id"]
+        for name in ("pet", "flair", "label"):
+            torch.testing.assert_close(uncached[name].data, cached[name].data, rtol=0, atol=0)
+    assert volumes[False][1].keys() == volumes[True][1].keys()
+    for pid, batch in volumes[True][1].items():
+        for key in ("image", "label", "pet", "affine"):
+            torch.testing.assert_close(batch[key], volumes[False][1][pid][key], rtol=0, atol=0)
+
+    augment = tio.RandomNoise(std=0.1, p=1.0)
+    module = make_module(paediatric_cohort, cache_preprocessed=True, augment=augment, **options)
+    module.train_dataloader(), module.val_dataloader()  # read and preprocessed once
+
+    def read_again(*args, **kwargs):
+        raise AssertionError("a cached volume was read from its files again")
+
+    monkeypatch.setattr(datamodule_module, "to_tio_subject", read_again)
+    train = module.train_dataloader().dataset.subjects_dataset  # a new epoch, from memory
+    assert not torch.equal(train[0]["pet"].data, train[0]["pet"].data)  # noise drawn anew
+    next(iter(module.val_dataloader()))
