@@ -117,7 +117,8 @@ def load_pretrained(
     Raises:
         FileNotFoundError: If the checkpoint does not exist (the message says how to make one).
         CheckpointError: If the file is no Lightning checkpoint (:func:`read_checkpoint`).
-        ValueError: If it holds no key under ``prefix``.
+        ValueError: If it holds no key under ``prefix``, or no tensor that fits the encoder
+            of ``net`` (a checkpoint of another encoder: nothing would be transferred).
     """
     path = require_checkpoint(checkpoint)
     content = read_checkpoint(path, "finetune.pretrained")
@@ -138,6 +139,14 @@ def load_pretrained(
             report.loaded.append(key)
         else:
             report.skipped_shape[key] = (tuple(tensor.shape), tuple(target[key].shape))
+    encoder = [k for k in target if k.startswith("encoder.")]
+    if encoder and not any(k.startswith("encoder.") for k in report.loaded):
+        raise ValueError(
+            f"finetune.pretrained: {path}: none of its tensors fits the encoder of "
+            f"model.net.encoder_name (it was made with another encoder); pretrain again with this "
+            "model (python train.py +experiment=pretrain) or set model.net.encoder_name to the "
+            "checkpoint's"
+        )
     net.load_state_dict(matched, strict=False)
     log.info("%s: loaded %d of %d tensors", path, len(report.loaded), len(target))
     for key, (old, new) in report.skipped_shape.items():

@@ -5,7 +5,7 @@ import functools
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
-from model_helpers import cpu_trainer, make_module, patch_loader, tiny_unet
+from model_helpers import TINY_DECODER, cpu_trainer, make_module, patch_loader, tiny_unet
 from omegaconf import ListConfig
 
 from fdopa.models.network import build_unet
@@ -52,6 +52,15 @@ def test_partial_loading_into_another_class_count(checkpoint):
         assert torch.equal(value, saved[f"net.decoder.{key}"]), key
     for key, value in net.segmentation_head.state_dict().items():
         assert torch.equal(value, fresh_head[key])  # the new initialisation is kept
+
+
+def test_a_checkpoint_of_another_encoder_is_refused(checkpoint):
+    """A resnet checkpoint gives a dpn68 network no encoder weight: an error, not a silent
+    training from scratch."""
+    net = build_unet("dpn68", in_channels=1, classes=4, decoder_channels=TINY_DECODER)
+    with pytest.raises(ValueError, match=r"model\.net\.encoder_name") as error:
+        load_pretrained(net, checkpoint)
+    assert str(checkpoint) in str(error.value)
 
 
 def test_missing_checkpoint_says_how_to_make_one(tmp_path):
