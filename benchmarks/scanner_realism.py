@@ -81,6 +81,7 @@ def brain_only(scanner_root: Path, margin_mm: float) -> Path:
         The derived cohort's root.
     """
     from fdopa.data.cohort import load_cohort
+    from fdopa.kinetics.regions import bounding_box
     from fdopa.outputs import staged_dir
 
     stem, seed = scanner_root.name.rsplit("-", 1)  # the seed stays last (participant ids)
@@ -95,7 +96,7 @@ def brain_only(scanner_root: Path, margin_mm: float) -> Path:
                 np.asarray(labels.dataobj) == 0, sampling=labels.header.get_zooms()[:3]
             )
             keep = far <= margin_mm
-            box = tuple(slice(int(a.min()), int(a.max()) + 1) for a in np.nonzero(keep))
+            box = bounding_box(keep)
             for path in staging.rglob(f"{subject.participant_id}_*.nii.gz"):
                 image = nib.load(path)
                 data = np.asarray(image.dataobj)
