@@ -7,7 +7,8 @@ Each encoder is built as the default model is (``conf/model/unet.yaml``: its dec
 PET + FLAIR in, 4 classes) and timed on random input: one training step of 4 × 2 × 32³
 patches (forward, cross-entropy, backward, fused AdamW; the median after two warm-up steps)
 and one forward pass of a 4 × 2 × 64³ batch without gradients (the prediction's sliding
-window). Prints the parameter count and both times per encoder.
+window). Each is timed twice, with plain convolutions and with the live-tap ones the builder
+gives (:mod:`fdopa.models.live_taps`). Prints the parameter count and the times per encoder.
 """
 
 from __future__ import annotations
@@ -20,7 +21,37 @@ import torch
 from omegaconf import OmegaConf
 
 from fdopa.config import compose_train
+from fdopa.models.live_taps import LiveTapConv3d
 from fdopa.models.network import build_unet
+
+
+def _plain(net: torch.nn.Module) -> torch.nn.Module:
+    """``net`` with every live-tap convolution made a plain :class:`torch.nn.Conv3d` again."""
+    for module in net.modules():
+        if type(module) is LiveTapConv3d:
+            module.__class__ = torch.nn.Conv3d
+    return net
+
+
+def _time(net: torch.nn.Module, steps: int) -> tuple[float, float]:
+    """Median training-step seconds on 4 × 2 × 32³ patches; seconds of a 4 × 2 × 64³ forward."""
+    patches = torch.randn(4, 2, 32, 32, 32)
+    labels = torch.randint(0, 4, (4, 32, 32, 32))
+    optimiser = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=True)
+    seconds = []
+    for _ in range(steps + 2):
+        start = time.perf_counter()
+        optimiser.zero_grad()
+        torch.nn.functional.cross_entropy(net(patches), labels).backward()
+        optimiser.step()
+        seconds.append(time.perf_counter() - start)
+    net.eval()
+    with torch.no_grad():
+        start = time.perf_counter()
+        net(torch.randn(4, 2, 64, 64, 64))
+        forward = time.perf_counter() - start
+    net.train()
+    return statistics.median(seconds[2:]), forward
 
 
 def main() -> None:
@@ -34,29 +65,15 @@ def main() -> None:
     torch.manual_seed(0)
     net_cfg = OmegaConf.to_container(compose_train([]).model.net)
     decoder = list(net_cfg["decoder_channels"])
-    patches = torch.randn(4, 2, 32, 32, 32)
-    labels = torch.randint(0, 4, (4, 32, 32, 32))
-    volume = torch.randn(4, 2, 64, 64, 64)
     print(f"default encoder {net_cfg['encoder_name']}, decoder {decoder}, {args.threads} threads")
     for encoder in args.encoders:
         net = build_unet(encoder, in_channels=2, classes=4, decoder_channels=decoder)
-        optimiser = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=True)
-        seconds = []
-        for _ in range(args.steps + 2):
-            start = time.perf_counter()
-            optimiser.zero_grad()
-            torch.nn.functional.cross_entropy(net(patches), labels).backward()
-            optimiser.step()
-            seconds.append(time.perf_counter() - start)
-        net.eval()
-        with torch.no_grad():
-            start = time.perf_counter()
-            net(volume)
-            forward = time.perf_counter() - start
         parameters = sum(p.numel() for p in net.parameters()) / 1e6
-        step = statistics.median(seconds[2:])
-        print(f"{encoder:>16}: {parameters:5.1f} M parameters, training step {step:.3f} s, "
-              f"forward 4 × 64³ {forward:.3f} s")  # fmt: skip
+        live_step, live_forward = _time(net, args.steps)
+        plain_step, plain_forward = _time(_plain(net), args.steps)
+        print(f"{encoder:>16}: {parameters:5.1f} M parameters; training step {live_step:.3f} s "
+              f"(plain convolutions {plain_step:.3f} s, × {plain_step / live_step:.2f}); "
+              f"forward 4 × 64³ {live_forward:.3f} s (plain {plain_forward:.3f} s)")  # fmt: skip
 
 
 if __name__ == "__main__":

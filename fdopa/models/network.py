@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 import torch.nn as nn
 
+from fdopa.models.live_taps import skip_dead_taps
+
 SUPPORTED_ENCODERS: tuple[str, ...] = (
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
     "resnext50_32x4d", "resnext101_32x4d", "resnext101_32x8d",
@@ -49,7 +51,8 @@ def build_unet(
         encoder_weights: Must be ``None``: pretrained weights would be downloaded.
 
     Returns:
-        The ``segmentation_models_pytorch_3d.Unet``.
+        The ``segmentation_models_pytorch_3d.Unet``, its convolutions skipping the kernel taps
+        that only meet zero padding (:mod:`fdopa.models.live_taps`; same weights, same output).
 
     Raises:
         ValueError: For an unsupported encoder, a download request or mismatched depth.
@@ -76,7 +79,7 @@ def build_unet(
         )
     import segmentation_models_pytorch_3d as smp
 
-    return smp.Unet(
+    net = smp.Unet(
         encoder_name=encoder_name,
         encoder_depth=encoder_depth,
         encoder_weights=None,
@@ -84,3 +87,5 @@ def build_unet(
         in_channels=in_channels,
         classes=classes,
     )
+    skip_dead_taps(net)
+    return net
