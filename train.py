@@ -1,4 +1,4 @@
-"""Train a model: `python train.py +experiment=pretrain|pretrain_large|finetune|scratch [k=v …]`.
+"""Train a model: `python train.py +experiment=NAME [key=value …]` (NAME: conf/experiment/).
 
 The same as ``fdopa train …`` (:mod:`fdopa.cli.train`): Hydra composes ``conf/train.yaml`` and
 the overrides, the config is checked before the slow imports, and :func:`fdopa.pipeline.train`

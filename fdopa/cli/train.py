@@ -1,6 +1,6 @@
 """``fdopa train`` (and ``python train.py``): Hydra training with the configs shipped in fdopa.
 
-``fdopa train +experiment=pretrain|pretrain_large|finetune|scratch [key=value …]`` composes
+``fdopa train +experiment=NAME [key=value …]`` (NAME: a file of ``conf/experiment/``) composes
 ``conf/train.yaml`` (shipped inside the package as ``fdopa/conf``, so an installed package
 trains without a clone) with the overrides, checks the config
 (:func:`fdopa.config.validate_train_config`, before the slow imports) and runs
@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,13 +45,19 @@ _prog = "train.py"
 _verbose = False
 
 
+def experiments() -> list[str]:
+    """The names ``+experiment=`` takes: the files of ``conf/experiment/`` (without Hydra)."""
+    folder = resources.files("fdopa") / "conf" / "experiment"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
 def add(commands: Commands) -> None:
     """Register ``fdopa train`` (its arguments are split off in :func:`fdopa.cli.main`)."""
     parser = commands.add_parser(
         "train",
         help="train a segmentation model (Hydra; needs fdopa[train])",
         description="Train with Hydra exactly as `python train.py`: fdopa train "
-        "+experiment=pretrain|pretrain_large|finetune|scratch [key=value ...]. Every argument "
+        f"+experiment={'|'.join(experiments())} [key=value ...]. Every argument "
         "after `train` goes to Hydra (e.g. --cfg job prints the composed config, -m runs a "
         "sweep).",
         epilog=EXIT_HELP,

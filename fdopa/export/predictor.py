@@ -14,11 +14,11 @@ back to the native grid: the probabilities linearly and the labels decided there
 (:meth:`Predictor.decide`). The indices are
 computed on the native PET with the native label map.
 
-QC flags a case for human review when the tumour masks of the mirrored (TTA) and the plain
-pass disagree (1 − Dice above a bound), when the tumour volume lies outside the training range
-recorded in the bundle, when a region (tumour, contralateral striatum, reference) is empty, when
-the labels are not one plausible brain, or when the tumour's hottest voxel touches the striatum
-(:func:`fdopa.export.qc.striatum_contact_reason`).
+QC flags a case for human review (:func:`fdopa.export.qc.review_reasons`) when the tumour masks
+of the mirrored (TTA) and the plain pass disagree (1 − Dice above a bound), when the tumour
+volume lies outside the training range recorded in the bundle, when a region (tumour,
+contralateral striatum, reference) is empty, when the labels are not one plausible brain, or
+when the tumour's hottest voxel touches the striatum.
 A scan with no head in it, a failed localisation and an SUV scale that cannot be FDOPA's
 (:func:`fdopa.export.qc.tracer_scale_reason`) are flagged and get no indices at all.
 """
@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,12 @@ from fdopa.data.transforms import build_preprocessing
 from fdopa.export.bundle import Bundle, read_bundle
 from fdopa.export.inputs import ImageInput, ScanInput, SidecarInput, load_scan
 from fdopa.export.metadata import tumour_ml_range
-from fdopa.export.qc import striatum_contact_reason, tracer_scale_reason, unanalysable_indices
+from fdopa.export.qc import (
+    review_reasons,
+    striatum_contact_reason,
+    tracer_scale_reason,
+    unanalysable_indices,
+)
 from fdopa.kinetics import IndexResult, Preset, compute_indices
 from fdopa.kinetics.validation import UnanalysableRegion
 from fdopa.labels import TUMOUR
@@ -59,12 +63,6 @@ log = logging.getLogger(__name__)
 Engine = Literal["eager", "torchscript"]
 DEFAULT_TTA_BOUND = 0.2
 """Largest 1 − Dice between the mirrored and plain tumour masks before a case is flagged."""
-BRAIN_ML_RANGE = (700.0, 2200.0)
-"""Plausible volume (mL) of brain, striatum and tumour together, from a 2-year-old to an adult
-(the synthetic children: 1048–1783 mL). Outside it the labels cover more than one brain (face,
-neck or salivary glands taken for brain or tumour in a whole-head scan) or less: flagged."""
-
-_REGION_EMPTY = re.compile(r"^(tumour|striatum|reference)_empty$")
 
 
 def tumour_dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -315,8 +313,11 @@ class Predictor:
             reason = f"region_without_uptake {err.region}: mean uptake {err.mean:.3g}"
             return self._unanalysable(scan, labels, box, pid, preset, [reason], maps)
         labelled_ml = float((labels > 0).sum() * np.prod(voxel_sizes(scan.affine))) / 1000.0
-        contact = striatum_contact_reason(scan.pet, labels)
-        reasons = self.qc_reasons(indices, disagreement, labelled_ml=labelled_ml, contact=contact)
+        reasons = review_reasons(
+            indices, disagreement, tta_bound=self.tta_bound,
+            tumour_ml_range=tumour_ml_range(self.bundle.metadata), labelled_ml=labelled_ml,
+            contact=striatum_contact_reason(scan.pet, labels),
+        )  # fmt: skip
         log.info("%s: tumour %s mL, qc %s", pid, indices.tumour_ml, "; ".join(reasons) or "ok")
         return Prediction(
             labels=labels, affine=scan.affine, pet=scan.pet, indices=indices,
@@ -372,44 +373,3 @@ class Predictor:
             indices=unanalysable_indices(pid, name, reasons[0].split()[0]),
             qc_reasons=tuple(reasons), probabilities=maps, stem=scan.stem, crop=box,
         )  # fmt: skip
-
-    def qc_reasons(
-        self,
-        indices: IndexResult,
-        disagreement: float | None,
-        *,
-        labelled_ml: float | None = None,
-        contact: str | None = None,
-    ) -> list[str]:
-        """Reasons for a human to review a case (empty: nothing to flag).
-
-        Args:
-            indices: The case's indices (``tumour_ml`` and the ``missing`` reasons are read).
-            disagreement: 1 − Dice of the mirrored and plain tumour masks, None without TTA.
-            labelled_ml: Volume of brain, striatum and tumour together (mL), None to skip.
-            contact: The reason of :func:`fdopa.export.qc.striatum_contact_reason`, or None.
-
-        Returns:
-            ``tta_disagreement …``, ``missing_region <tumour|striatum|reference>``,
-            ``tumour_volume … outside the training range …``, ``brain_volume … outside
-            [low, high] mL`` (:data:`BRAIN_ML_RANGE`) and ``tumour_max_at_striatum …`` entries,
-            in that order.
-        """
-        reasons = []
-        if disagreement is not None and disagreement > self.tta_bound:
-            reasons.append(f"tta_disagreement {disagreement:.3f} > {self.tta_bound:g}")
-        empty = sorted({m for m in indices.missing.values() if _REGION_EMPTY.match(m)})
-        reasons += [f"missing_region {reason.removesuffix('_empty')}" for reason in empty]
-        bounds = tumour_ml_range(self.bundle.metadata)
-        volume = indices.tumour_ml
-        if bounds is not None and volume is not None and not bounds[0] <= volume <= bounds[1]:
-            reasons.append(
-                f"tumour_volume {volume:.2f} mL outside the training range "
-                f"[{bounds[0]:.2f}, {bounds[1]:.2f}] mL"
-            )
-        low, high = BRAIN_ML_RANGE
-        if labelled_ml is not None and not low <= labelled_ml <= high:
-            reasons.append(f"brain_volume {labelled_ml:.0f} mL outside [{low:g}, {high:g}] mL")
-        if contact is not None:
-            reasons.append(contact)
-        return reasons

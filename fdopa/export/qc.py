@@ -1,7 +1,9 @@
-"""Quality control of a prediction: its picture, and checks of the tracer scale and the tumour.
+"""Quality control of a prediction: the reasons to review a case, and its picture.
 
-The checks: an SUV scale that cannot be FDOPA's, and a tumour whose hottest voxel touches the
-striatum.
+The checks: an SUV scale that cannot be FDOPA's (no indices at all), and the reasons for a
+human to look at a case with indices (:func:`review_reasons`): the mirrored and plain tumour
+masks disagree, a region is empty, the tumour volume lies outside the training range, the labels
+are not one plausible brain, or the tumour's hottest voxel touches the striatum.
 
 The picture: labels over the PET in three planes, and the TACs.
 
@@ -14,6 +16,7 @@ state.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,8 +33,10 @@ if TYPE_CHECKING:  # the predictor imports torch; the hospital QC pictures do no
     from fdopa.export.predictor import Prediction
 
 __all__ = [
+    "BRAIN_ML_RANGE",
     "SUV_RANGE",
     "qc_figure",
+    "review_reasons",
     "slice_centre",
     "striatum_contact_reason",
     "tracer_scale_reason",
@@ -43,6 +48,12 @@ ALPHA = 0.4
 SUV_RANGE = (0.5, 50.0)
 """Plausible SUVmax of the FDOPA striatum (of the head when no striatum was found): outside it
 the image is not in SUV (wrong units, dose or weight) and is not analysed."""
+BRAIN_ML_RANGE = (700.0, 2200.0)
+"""Plausible volume (mL) of brain, striatum and tumour together, from a 2-year-old to an adult
+(the synthetic children: 1048–1783 mL). Outside it the labels cover more than one brain (face,
+neck or salivary glands taken for brain or tumour in a whole-head scan) or less: flagged."""
+
+_REGION_EMPTY = re.compile(r"^(tumour|striatum|reference)_empty$")
 
 
 def tracer_scale_reason(pet: np.ndarray, labels: np.ndarray, head: np.ndarray) -> str | None:
@@ -92,6 +103,53 @@ def striatum_contact_reason(pet: np.ndarray, labels: np.ndarray) -> str | None:
         f"tumour_max_at_striatum SUVmax {float(pet[hottest]):.3g} at voxel "
         f"{tuple(int(i) for i in hottest)}: T/S and TBRmax may include striatal uptake"
     )
+
+
+def review_reasons(
+    indices: IndexResult,
+    disagreement: float | None,
+    *,
+    tta_bound: float,
+    tumour_ml_range: tuple[float, float] | None = None,
+    labelled_ml: float | None = None,
+    contact: str | None = None,
+) -> list[str]:
+    """Reasons for a human to review a case with indices (empty: nothing to flag).
+
+    Args:
+        indices: The case's indices (``tumour_ml`` and the ``missing`` reasons are read).
+        disagreement: 1 − Dice of the mirrored and plain tumour masks, None without TTA.
+        tta_bound: Largest tolerated ``disagreement``.
+        tumour_ml_range: ``[min, max]`` tumour volume (mL) of the training children, None to
+            skip.
+        labelled_ml: Volume of brain, striatum and tumour together (mL), None to skip.
+        contact: The reason of :func:`striatum_contact_reason`, or None.
+
+    Returns:
+        ``tta_disagreement …``, ``missing_region <tumour|striatum|reference>``,
+        ``tumour_volume … outside the training range …``, ``brain_volume … outside
+        [low, high] mL`` (:data:`BRAIN_ML_RANGE`) and ``tumour_max_at_striatum …`` entries,
+        in that order.
+    """
+    reasons = []
+    if disagreement is not None and disagreement > tta_bound:
+        reasons.append(f"tta_disagreement {disagreement:.3f} > {tta_bound:g}")
+    empty = sorted({m for m in indices.missing.values() if _REGION_EMPTY.match(m)})
+    reasons += [f"missing_region {reason.removesuffix('_empty')}" for reason in empty]
+    volume = indices.tumour_ml
+    if tumour_ml_range is not None and volume is not None:
+        low, high = tumour_ml_range
+        if not low <= volume <= high:
+            reasons.append(
+                f"tumour_volume {volume:.2f} mL outside the training range "
+                f"[{low:.2f}, {high:.2f}] mL"
+            )
+    low, high = BRAIN_ML_RANGE
+    if labelled_ml is not None and not low <= labelled_ml <= high:
+        reasons.append(f"brain_volume {labelled_ml:.0f} mL outside [{low:g}, {high:g}] mL")
+    if contact is not None:
+        reasons.append(contact)
+    return reasons
 
 
 def unanalysable_indices(participant_id: str, preset: str, reason: str) -> IndexResult:

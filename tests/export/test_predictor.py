@@ -10,7 +10,9 @@ import pytest
 from export_helpers import TINY_TUMOUR_RANGE, dice
 from nibabel.processing import resample_from_to
 
+from fdopa.export.metadata import tumour_ml_range
 from fdopa.export.predictor import Predictor, tumour_dice
+from fdopa.export.qc import review_reasons
 from fdopa.kinetics import InputError, compute_indices
 from fdopa.kinetics.io import load_inputs
 from fdopa.layout import SubjectPaths
@@ -145,28 +147,36 @@ def test_qc_flags_volume_outside_training_range_missing_regions_and_tta_disagree
     indices = compute_indices(inputs.static, inputs.labels, inputs.affine, "guideline")
     low, high = TINY_TUMOUR_RANGE
     assert low <= indices.tumour_ml <= high
-    assert tiny_predictor.qc_reasons(indices, 0.1) == []
-    assert tiny_predictor.qc_reasons(indices, 0.5) == ["tta_disagreement 0.500 > 0.2"]
+    bounds = tumour_ml_range(tiny_predictor.bundle.metadata)  # what the predictor checks
+    assert bounds == pytest.approx(TINY_TUMOUR_RANGE)
+
+    def qc_reasons(indices, disagreement, **kwargs):
+        return review_reasons(
+            indices, disagreement, tta_bound=0.2, tumour_ml_range=bounds, **kwargs
+        )
+
+    assert qc_reasons(indices, 0.1) == []
+    assert qc_reasons(indices, 0.5) == ["tta_disagreement 0.500 > 0.2"]
 
     big = inputs.labels.copy()
     big[inputs.labels == 1] = 3
     huge = compute_indices(inputs.static, big, inputs.affine, "guideline")
-    (reason,) = [r for r in tiny_predictor.qc_reasons(huge, None) if "volume" in r]
+    (reason,) = [r for r in qc_reasons(huge, None) if "volume" in r]
     assert reason.startswith(f"tumour_volume {huge.tumour_ml:.2f} mL outside the training range")
 
     empty = inputs.labels.copy()
     empty[empty == 3] = 1
     none = compute_indices(inputs.static, empty, inputs.affine, "guideline")
-    assert tiny_predictor.qc_reasons(none, None) == ["missing_region tumour"]
+    assert qc_reasons(none, None) == ["missing_region tumour"]
 
     # a child's whole reference label map is one plausible brain; a face and neck labelled
     # as brain (a whole-head scan the model never saw) or half a brain is flagged
     voxel_ml = float(np.prod(np.abs(np.diag(inputs.affine)[:3]))) / 1000.0
     child_ml = int((inputs.labels > 0).sum()) * voxel_ml
     assert 900 < child_ml < 2000
-    assert tiny_predictor.qc_reasons(indices, 0.1, labelled_ml=child_ml) == []
+    assert qc_reasons(indices, 0.1, labelled_ml=child_ml) == []
     for wrong in (3.0 * child_ml, 0.3 * child_ml):
-        assert tiny_predictor.qc_reasons(indices, 0.1, labelled_ml=wrong) == [
+        assert qc_reasons(indices, 0.1, labelled_ml=wrong) == [
             f"brain_volume {wrong:.0f} mL outside [700, 2200] mL"
         ]
     assert tumour_dice(np.zeros(3, bool), np.zeros(3, bool)) == 1.0
