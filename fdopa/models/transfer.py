@@ -139,8 +139,8 @@ def load_pretrained(
             report.loaded.append(key)
         else:
             report.skipped_shape[key] = (tuple(tensor.shape), tuple(target[key].shape))
-    encoder = [k for k in target if k.startswith("encoder.")]
-    if encoder and not any(k.startswith("encoder.") for k in report.loaded):
+    has_encoder = any(k.startswith("encoder.") for k in target)
+    if has_encoder and not any(k.startswith("encoder.") for k in report.loaded):
         raise ValueError(
             f"finetune.pretrained: {path}: none of its tensors fits the encoder of "
             f"model.net.encoder_name (it was made with another encoder); pretrain again with this "
