@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from fdopa.data.synthetic.tracer import (
-    F18_DECAY_CONSTANT_PER_S,
     F18_HALF_LIFE_S,
     REGION_KINETICS,
     Framing,
@@ -81,9 +80,8 @@ def test_gaps_are_allowed():
 # --- decay correction ---------------------------------------------------------------------
 
 
-def test_decay_constant():
+def test_half_life():
     assert pytest.approx(109.77) == F18_HALF_LIFE_S / 60
-    assert math.exp(-F18_DECAY_CONSTANT_PER_S * F18_HALF_LIFE_S) == pytest.approx(0.5)
 
 
 def test_decay_factor_zero_start_frame():

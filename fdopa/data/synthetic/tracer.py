@@ -19,9 +19,6 @@ from fdopa.physics import F18_HALF_LIFE_S
 
 logger = logging.getLogger(__name__)
 
-F18_DECAY_CONSTANT_PER_S: float = math.log(2.0) / F18_HALF_LIFE_S
-"""Decay constant λ of fluorine-18 in 1/s."""
-
 # Feng-shaped input, normalised so that the slow amplitudes sum to 1 (rates are positive, /min).
 # The bolus (A1, λ1) peaks ≈ 0.25 min after arrival; λ2 = 0.08/min (t½ ≈ 9 min) makes the HGG
 # curves (k2 + k3 ≈ 0.18/min) peak around 11 min and then wash out, while the slow tail
