@@ -18,6 +18,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def _outputs(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output voxels of a convolution along one axis (dilation 1)."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
 def live_tap_range(size: int, kernel: int, stride: int, padding: int) -> tuple[int, int]:
     """The kernel taps that can reach the input along one axis (dilation 1, zero padding).
 
@@ -34,8 +39,7 @@ def live_tap_range(size: int, kernel: int, stride: int, padding: int) -> tuple[i
     Returns:
         ``(first, last)`` tap of the range, inclusive.
     """
-    outputs = (size + 2 * padding - kernel) // stride + 1
-    first = max(0, padding - (outputs - 1) * stride)
+    first = max(0, padding - (_outputs(size, kernel, stride, padding) - 1) * stride)
     last = min(kernel - 1, padding + size - 1)
     return first, last
 
@@ -52,7 +56,7 @@ class LiveTapConv3d(nn.Conv3d):
         taps, pads, outputs = [], [], []
         for n, k, s, p in axes:
             first, last = live_tap_range(n, k, s, p)
-            m = (n + 2 * p - k) // s + 1
+            m = _outputs(n, k, s, p)
             before = p - first  # zeros the live taps still read, before and after the input
             after = max(0, (m - 1) * s + last - first + 1 - before - n)
             pads[:0] = [before, after]  # F.pad lists the last axis first

@@ -12,6 +12,7 @@ be ``None``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch.nn as nn
@@ -77,7 +78,13 @@ def build_unet(
             f"model.decoder_channels: {len(decoder_channels)} entries for encoder_depth "
             f"{encoder_depth}; give one per stage"
         )
-    import segmentation_models_pytorch_3d as smp
+    with warnings.catch_warnings():
+        # timm_3d, which smp-3d imports, decorates functions with torch.jit.script at import
+        # time, and torch 2.14 warns on each: two FutureWarnings on every `fdopa predict`.
+        warnings.filterwarnings(
+            "ignore", r"`torch\.jit\.(script|interface)` is deprecated", FutureWarning
+        )
+        import segmentation_models_pytorch_3d as smp
 
     net = smp.Unet(
         encoder_name=encoder_name,

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -33,3 +36,19 @@ def test_two_channels_and_narrow_decoder():
 def test_bad_arguments_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
         build_unet(**kwargs)
+
+
+def test_building_the_network_raises_no_warning_from_its_dependencies():
+    # A fresh interpreter: in this one smp-3d (and timm_3d's torch.jit.script decorators,
+    # deprecated in torch 2.14) may already be imported.
+    code = (
+        "from fdopa.models.network import build_unet; "
+        "build_unet('resnet18', in_channels=2, classes=4)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error::FutureWarning", "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
