@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Sequence
 
 import torch.nn as nn
+from torch import Tensor
 
 from fdopa.models.live_taps import skip_dead_taps
 
@@ -39,6 +40,7 @@ def build_unet(
     encoder_depth: int = 5,
     decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
     encoder_weights: str | None = None,
+    input_skip: bool = False,
 ) -> nn.Module:
     """Build a 3D U-Net (segmentation-models-pytorch-3d) with randomly initialised weights.
 
@@ -50,6 +52,11 @@ def build_unet(
             five strides while its decoder demands one stride per stage.
         decoder_channels: Channels of each decoder block, deepest first.
         encoder_weights: Must be ``None``: pretrained weights would be downloaded.
+        input_skip: Give the last decoder block the encoder's full-resolution feature (the
+            image itself for all but the vgg encoders) as its skip. smp's decoder leaves it
+            out, so its finest skip is the stride-2 stem: on the 4 mm grid every boundary is
+            drawn from 8 mm features. Measured no better on the held-out children
+            (experiments/README.md), hence off by default.
 
     Returns:
         The ``segmentation_models_pytorch_3d.Unet``, its convolutions skipping the kernel taps
@@ -94,5 +101,29 @@ def build_unet(
         in_channels=in_channels,
         classes=classes,
     )
+    if input_skip:
+        _with_input_skip(net, decoder_channels)
     skip_dead_taps(net)
     return net
+
+
+def _with_input_skip(net: nn.Module, decoder_channels: Sequence[int]) -> None:
+    """Give ``net`` a decoder whose last block concatenates the full-resolution feature."""
+    from segmentation_models_pytorch_3d.decoders.unet.decoder import DecoderBlock, UnetDecoder
+
+    class InputSkipDecoder(UnetDecoder):
+        """smp's U-Net decoder, its last block also fed the encoder's first feature."""
+
+        def forward(self, *features: Tensor) -> Tensor:
+            full, *strided = features
+            head, *skips = strided[::-1]
+            x = self.center(head)
+            for block, skip in zip(self.blocks, [*skips, full], strict=True):
+                x = block(x, skip)
+            return x
+
+    decoder = InputSkipDecoder(net.encoder.out_channels, list(decoder_channels))
+    decoder.blocks[-1] = DecoderBlock(
+        decoder_channels[-2], net.encoder.out_channels[0], decoder_channels[-1], stride=(2, 2, 2)
+    )
+    net.decoder = decoder

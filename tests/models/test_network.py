@@ -52,3 +52,30 @@ def test_building_the_network_raises_no_warning_from_its_dependencies():
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("encoder", ["resnet18", "vgg11_bn"])
+def test_input_skip_hands_the_full_resolution_feature_to_the_last_decoder_block(encoder):
+    torch.manual_seed(0)
+    net = build_unet(encoder, in_channels=2, classes=4, decoder_channels=(32, 16, 16, 8, 8),
+                     input_skip=True).eval()  # fmt: skip
+    image = torch.randn(1, 2, 32, 32, 32)
+    seen = {}
+    net.decoder.blocks[-1].register_forward_hook(lambda m, args, out: seen.update(skip=args))
+    with torch.no_grad():
+        logits = net(image)
+        first = net.encoder(image)[0]
+    assert logits.shape == (1, 4, 32, 32, 32)
+    upsampled, skip = seen["skip"]
+    assert upsampled.shape[2:] == (16, 16, 16)
+    # resnet's first feature is the image itself; vgg's a full-resolution convolution of it.
+    assert torch.equal(skip, first)
+    assert skip.shape[2:] == (32, 32, 32)
+    if encoder == "resnet18":
+        assert torch.equal(skip, image)
+    # smp's own decoder gives its last block no skip.
+    plain = build_unet(encoder, in_channels=2, classes=4, decoder_channels=(32, 16, 16, 8, 8))
+    plain.decoder.blocks[-1].register_forward_hook(lambda m, args, out: seen.update(plain=args))
+    with torch.no_grad():
+        plain.eval()(image)
+    assert seen["plain"][1] is None
