@@ -15,6 +15,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
+import torch
 import torch.nn as nn
 from torch import Tensor
 
@@ -60,7 +61,8 @@ def build_unet(
 
     Returns:
         The ``segmentation_models_pytorch_3d.Unet``, its convolutions skipping the kernel taps
-        that only meet zero padding (:mod:`fdopa.models.live_taps`; same weights, same output).
+        that only meet zero padding (:mod:`fdopa.models.live_taps`; same weights, same output),
+        its decoder and head channels-last (:func:`channels_last_decoder`; contiguous logits).
 
     Raises:
         ValueError: For an unsupported encoder, a download request or mismatched depth.
@@ -104,7 +106,30 @@ def build_unet(
     if input_skip:
         _with_input_skip(net, decoder_channels)
     skip_dead_taps(net)
+    net.segmentation_head.append(_Contiguous())
+    channels_last_decoder(net)
     return net
+
+
+class _Contiguous(nn.Module):
+    """The identity, its output in the default (NCDHW) memory layout."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.contiguous()
+
+
+def channels_last_decoder(net: nn.Module, enabled: bool = True) -> None:
+    """Keep the decoder's and the head's weights channels-last (``enabled``) or contiguous.
+
+    oneDNN computes the few-channel convolutions of the upper decoder (8–16 channels on 16³
+    and 32³ voxels) far faster channels-last, the backward pass above all: 16→8 channels on
+    4 × 32³, forward + backward, 97 → 42 ms. Their outputs then follow that layout; the
+    head's last module makes the logits contiguous again. The encoder stays contiguous, where
+    the layout measured no faster. The arithmetic is the same to float rounding (1e-7).
+    """
+    layout = torch.channels_last_3d if enabled else torch.contiguous_format
+    net.decoder.to(memory_format=layout)
+    net.segmentation_head.to(memory_format=layout)
 
 
 def _with_input_skip(net: nn.Module, decoder_channels: Sequence[int]) -> None:

@@ -1,10 +1,11 @@
+import copy
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from fdopa.models.network import SUPPORTED_ENCODERS, build_unet
+from fdopa.models.network import SUPPORTED_ENCODERS, build_unet, channels_last_decoder
 
 
 @pytest.mark.slow
@@ -79,3 +80,27 @@ def test_input_skip_hands_the_full_resolution_feature_to_the_last_decoder_block(
     with torch.no_grad():
         plain.eval()(image)
     assert seen["plain"][1] is None
+
+
+def test_the_decoder_is_channels_last_and_computes_what_a_contiguous_one_does():
+    torch.manual_seed(0)
+    net = build_unet("resnet18", in_channels=2, classes=4, decoder_channels=(32, 16, 16, 8, 8))
+    # Eval mode: BatchNorm over a batch of two at the one-voxel deepest stage would turn the
+    # float rounding of either layout into gradients that differ by 0.3 %.
+    net.eval()
+    last = torch.channels_last_3d
+    assert net.decoder.blocks[-1].conv1[0].weight.is_contiguous(memory_format=last)
+    assert net.segmentation_head[0].weight.is_contiguous(memory_format=last)
+    assert net.encoder.conv1.weight.is_contiguous()
+    plain = copy.deepcopy(net)
+    channels_last_decoder(plain, enabled=False)
+    assert plain.decoder.blocks[-1].conv1[0].weight.is_contiguous()
+    image = torch.randn(2, 2, 32, 32, 32)
+    logits, reference = net(image), plain(image)
+    assert logits.is_contiguous()
+    torch.testing.assert_close(logits, reference, rtol=1e-5, atol=1e-6)
+    logits.square().mean().backward()
+    reference.square().mean().backward()
+    for (name, p), q in zip(net.named_parameters(), plain.parameters(), strict=True):
+        scale = float(q.grad.abs().max())  # float32 rounding, relative to the gradient's size
+        torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-5 * scale, msg=name)
