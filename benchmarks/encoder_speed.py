@@ -7,8 +7,10 @@ Each encoder is built as the default model is (``conf/model/unet.yaml``: its dec
 PET + FLAIR in, 4 classes) and timed on random input: one training step of 4 × 2 × 32³
 patches (forward, cross-entropy, backward, fused AdamW; the median after two warm-up steps)
 and one forward pass of a 4 × 2 × 64³ batch without gradients (the prediction's sliding
-window). Each is timed with plain convolutions and with the live-tap ones the builder gives
-(:mod:`fdopa.models.live_taps`), in turn, twice; the faster round counts. Prints the parameter
+window). Each is timed as the builder gives it (live-tap convolutions,
+:mod:`fdopa.models.live_taps`; a channels-last decoder,
+:func:`fdopa.models.network.channels_last_decoder`), with plain convolutions instead, and with
+a contiguous decoder instead, in turn, twice; the faster round counts. Prints the parameter
 count and the times per encoder.
 """
 
@@ -23,7 +25,7 @@ from omegaconf import OmegaConf
 
 from fdopa.config import compose_train
 from fdopa.models.live_taps import LiveTapConv3d, skip_dead_taps
-from fdopa.models.network import build_unet
+from fdopa.models.network import build_unet, channels_last_decoder
 
 
 def _plain(net: torch.nn.Module) -> torch.nn.Module:
@@ -32,6 +34,14 @@ def _plain(net: torch.nn.Module) -> torch.nn.Module:
         if type(module) is LiveTapConv3d:
             module.__class__ = torch.nn.Conv3d
     return net
+
+
+#: (name, live-tap convolutions, channels-last decoder); the first is what build_unet gives.
+VARIANTS = (
+    ("as built", True, True),
+    ("plain convolutions", False, True),
+    ("contiguous decoder", True, False),
+)
 
 
 def _time(net: torch.nn.Module, steps: int) -> tuple[float, float]:
@@ -74,15 +84,22 @@ def main() -> None:
         parameters = sum(p.numel() for p in net.parameters()) / 1e6
         best = {}  # variant → (step, forward), the faster of two rounds run in turn
         for _ in range(2):
-            for variant, convert in (("plain", _plain), ("live", skip_dead_taps)):
-                convert(net)
+            for variant, live, channels_last in VARIANTS:
+                if live:
+                    skip_dead_taps(net)
+                else:
+                    _plain(net)
+                channels_last_decoder(net, channels_last)
                 step, forward = _time(net, args.steps)
                 old = best.get(variant, (step, forward))
                 best[variant] = (min(step, old[0]), min(forward, old[1]))
-        (live_step, live_forward), (plain_step, plain_forward) = best["live"], best["plain"]
-        print(f"{encoder:>16}: {parameters:5.1f} M parameters; training step {live_step:.3f} s "
-              f"(plain convolutions {plain_step:.3f} s, × {plain_step / live_step:.2f}); "
-              f"forward 4 × 64³ {live_forward:.3f} s (plain {plain_forward:.3f} s)")  # fmt: skip
+        step, forward = best["as built"]
+        others = ", ".join(
+            f"{v} {best[v][0]:.3f} s (× {best[v][0] / step:.2f}) / {best[v][1]:.3f} s"
+            for v, *_ in VARIANTS[1:]
+        )
+        print(f"{encoder:>16}: {parameters:5.1f} M parameters; training step / forward 4 × 64³ "
+              f"{step:.3f} / {forward:.3f} s; {others}")  # fmt: skip
 
 
 if __name__ == "__main__":
