@@ -101,6 +101,9 @@ def test_the_decoder_is_channels_last_and_computes_what_a_contiguous_one_does():
     torch.testing.assert_close(logits, reference, rtol=1e-5, atol=1e-6)
     logits.square().mean().backward()
     reference.square().mean().backward()
+    # Float32 rounding, relative to each gradient's size. It is 2e-6 in a fresh process, but
+    # up to 1.4e-4 for the first convolution once oneDNN has run other shapes (its choice of
+    # kernel changes the order of the sums): a layout bug would be of order one.
     for (name, p), q in zip(net.named_parameters(), plain.parameters(), strict=True):
-        scale = float(q.grad.abs().max())  # float32 rounding, relative to the gradient's size
-        torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-5 * scale, msg=name)
+        scale = float(q.grad.abs().max())
+        torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-3 * scale, msg=name)
