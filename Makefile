@@ -34,8 +34,11 @@ demo: install
 	exit $$trained
 	$(BIN)/python train.py +experiment=finetune
 
+# One pytest-xdist worker per core, each torch on one thread (two threads a worker would stall
+# each other); a test file stays on one worker, so its module fixtures are built once.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/pytest
+	OMP_NUM_THREADS=1 $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .

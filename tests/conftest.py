@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from helpers import build_once
 
 from fdopa.data.synthetic import SynthConfig, generate_cohort
 
@@ -35,27 +36,33 @@ def adult_config() -> SynthConfig:
     return SynthConfig(cohort="adult", n=4, grid="tiny", dynamic_fraction=0.0, seed=1)
 
 
+def _cohort(tmp_path_factory, name: str, config: SynthConfig) -> Path:
+    """Root of the cohort of ``config``, generated with two workers once per test run."""
+    folder = build_once(
+        tmp_path_factory,
+        name,
+        lambda out: generate_cohort(config, out / "cohort", n_jobs=2, progress=False),
+    )
+    return folder / "cohort"
+
+
 @pytest.fixture(scope="session")
 def paediatric_cohort(tmp_path_factory, paediatric_config) -> Path:
-    """Root of a synthetic paediatric cohort (cohort layout), generated once per session.
+    """Root of a synthetic paediatric cohort (cohort layout), generated once per test run.
 
-    Built from :func:`paediatric_config` with two workers. Treat it as read-only: copy it
+    Built from :func:`paediatric_config`. Treat it as read-only: copy it
     (``shutil.copytree``) before modifying anything.
     """
-    root = tmp_path_factory.mktemp("synth_paediatric") / "cohort"
-    generate_cohort(paediatric_config, root, n_jobs=2, progress=False)
-    return root
+    return _cohort(tmp_path_factory, "synth_paediatric", paediatric_config)
 
 
 @pytest.fixture(scope="session")
 def adult_cohort(tmp_path_factory, adult_config) -> Path:
-    """Root of a synthetic adult cohort (cohort layout), generated once per session.
+    """Root of a synthetic adult cohort (cohort layout), generated once per test run.
 
-    Built from :func:`adult_config` with two workers. Treat it as read-only.
+    Built from :func:`adult_config`. Treat it as read-only.
     """
-    root = tmp_path_factory.mktemp("synth_adult") / "cohort"
-    generate_cohort(adult_config, root, n_jobs=2, progress=False)
-    return root
+    return _cohort(tmp_path_factory, "synth_adult", adult_config)
 
 
 @pytest.fixture(scope="session", autouse=True)

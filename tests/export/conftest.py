@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from export_helpers import train_overrides, write_tiny_bundle
-from helpers import compose_train
+from helpers import build_once, compose_train
 
 from fdopa.export.run import export_checkpoint
 from fdopa.pipeline import train
@@ -27,18 +27,21 @@ def tiny_bundle(tmp_path_factory):
 def trained(tmp_path_factory, paediatric_cohort):
     """A 2-epoch training on the fixture cohort and its exported best checkpoint.
 
-    Attributes: ``run_dir``, ``ckpt``, ``bundle`` (directory), ``val_id`` (the one validation
-    participant), ``cohort``.
+    Built once per test run (shared by the xdist workers). Attributes: ``run_dir``, ``ckpt``,
+    ``bundle`` (directory), ``val_id`` (the one validation participant), ``cohort``.
     """
-    root = tmp_path_factory.mktemp("trained")
+
+    def train_and_export(root: Path) -> None:
+        run_dir = root / "run"
+        train(compose_train(train_overrides(paediatric_cohort, root), output_dir=run_dir))
+        export_checkpoint(next((run_dir / "checkpoints").glob("epoch_*.ckpt")), root / "bundle")
+
+    root = build_once(tmp_path_factory, "trained", train_and_export)
     run_dir = root / "run"
-    train(compose_train(train_overrides(paediatric_cohort, root), output_dir=run_dir))
-    ckpt = next(p for p in (run_dir / "checkpoints").glob("epoch_*.ckpt"))
-    bundle = export_checkpoint(ckpt, root / "bundle")
     with (run_dir / "splits.csv").open() as handle:
         val_ids = [row["participant_id"] for row in csv.DictReader(handle) if row["split"] == "val"]
     assert len(val_ids) == 1
     return SimpleNamespace(
-        run_dir=run_dir, ckpt=ckpt, bundle=Path(bundle.path), val_id=val_ids[0],
-        cohort=paediatric_cohort,
+        run_dir=run_dir, ckpt=next((run_dir / "checkpoints").glob("epoch_*.ckpt")),
+        bundle=root / "bundle", val_id=val_ids[0], cohort=paediatric_cohort,
     )  # fmt: skip
