@@ -31,10 +31,13 @@ def trained(tmp_path_factory, paediatric_cohort):
     ``bundle`` (directory), ``val_id`` (the one validation participant), ``cohort``.
     """
 
+    def best(run_dir: Path) -> Path:
+        return next((run_dir / "checkpoints").glob("epoch_*.ckpt"))
+
     def train_and_export(root: Path) -> None:
         run_dir = root / "run"
         train(compose_train(train_overrides(paediatric_cohort, root), output_dir=run_dir))
-        export_checkpoint(next((run_dir / "checkpoints").glob("epoch_*.ckpt")), root / "bundle")
+        export_checkpoint(best(run_dir), root / "bundle")
 
     root = build_once(tmp_path_factory, "trained", train_and_export)
     run_dir = root / "run"
@@ -42,6 +45,6 @@ def trained(tmp_path_factory, paediatric_cohort):
         val_ids = [row["participant_id"] for row in csv.DictReader(handle) if row["split"] == "val"]
     assert len(val_ids) == 1
     return SimpleNamespace(
-        run_dir=run_dir, ckpt=next((run_dir / "checkpoints").glob("epoch_*.ckpt")),
+        run_dir=run_dir, ckpt=best(run_dir),
         bundle=root / "bundle", val_id=val_ids[0], cohort=paediatric_cohort,
     )  # fmt: skip
