@@ -11,6 +11,10 @@ on the one softmax over all classes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
 from monai.losses import DiceLoss, FocalLoss
 from torch import Tensor, nn
 
@@ -74,3 +78,72 @@ class SoftmaxDiceFocalLoss(nn.Module):
         return self.lambda_dice * self.dice(logits, target) + self.lambda_focal * self.focal(
             logits, target
         )
+
+
+class MixedDiceCELoss(nn.Module):
+    """Soft Dice plus cross-entropy, each class's Dice pooled over the batch or per patch.
+
+    A Dice pooled over the batch (MONAI's ``batch=True``) weighs a class by its voxels in the
+    whole batch: a 1 mL tumour beside a 40 mL one in the same batch counts for little, and a
+    small low-uptake tumour can be given up. A Dice per patch (``batch=False``) gives every
+    patch's tumour the same weight whatever its size, but it also drives a class to exactly
+    nothing in each patch without it, which draws large regions (the striatum) too small.
+    This loss takes the Dice of the classes in ``per_sample`` per patch (averaged over the
+    batch) and that of the others pooled over the batch, then averages over the classes as
+    MONAI's ``DiceCELoss`` does; with ``per_sample`` empty it is ``DiceCELoss(batch=True)``,
+    with every class in it ``DiceCELoss(batch=False)``.
+
+    Args:
+        per_sample: Class values whose Dice is taken per patch.
+        include_background: Whether class 0 has a Dice term (cross-entropy sees every class).
+        lambda_dice: Weight of the Dice term.
+        lambda_ce: Weight of the cross-entropy term.
+        smooth_nr: Dice numerator smoothing.
+        smooth_dr: Dice denominator smoothing.
+
+    Raises:
+        ValueError: If a weight is negative or a class value is negative.
+
+    Examples:
+        >>> import torch
+        >>> loss = MixedDiceCELoss(per_sample=[3])
+        >>> loss(torch.randn(2, 4, 8, 8, 8), torch.randint(0, 4, (2, 1, 8, 8, 8))).ndim
+        0
+    """
+
+    def __init__(
+        self,
+        per_sample: Sequence[int] = (),
+        include_background: bool = False,
+        lambda_dice: float = 1.0,
+        lambda_ce: float = 1.0,
+        smooth_nr: float = 1e-5,
+        smooth_dr: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        if lambda_dice < 0 or lambda_ce < 0:
+            raise ValueError(
+                f"loss.lambda_dice / loss.lambda_ce must be >= 0, got {lambda_dice}, {lambda_ce}"
+            )
+        self.per_sample = tuple(int(c) for c in per_sample)
+        if any(c < 0 for c in self.per_sample):
+            raise ValueError(f"loss.per_sample: class values must be >= 0, got {per_sample}")
+        self.first = 0 if include_background else 1
+        self.lambda_dice, self.lambda_ce = lambda_dice, lambda_ce
+        self.smooth_nr, self.smooth_dr = smooth_nr, smooth_dr
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Loss of logits ``(B, C, ...)`` against integer labels ``(B, 1, ...)``."""
+        labels = target[:, 0].long()
+        probabilities = torch.softmax(logits, dim=1)
+        onehot = torch.movedim(F.one_hot(labels, logits.shape[1]), -1, 1).to(logits.dtype)
+        space = tuple(range(2, logits.ndim))
+        overlap = (probabilities * onehot).sum(space)  # (B, C)
+        total = (probabilities + onehot).sum(space)
+        pooled = (2 * overlap.sum(0) + self.smooth_nr) / (total.sum(0) + self.smooth_dr)
+        each = ((2 * overlap + self.smooth_nr) / (total + self.smooth_dr)).mean(0)
+        per_sample = torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)
+        per_sample[[c for c in self.per_sample if c < logits.shape[1]]] = True
+        dice = torch.where(per_sample, each, pooled)[self.first :]
+        cross_entropy = F.cross_entropy(logits, labels)
+        return self.lambda_dice * (1 - dice.mean()) + self.lambda_ce * cross_entropy
