@@ -86,8 +86,9 @@ class MixedDiceCELoss(nn.Module):
     A Dice pooled over the batch (MONAI's ``batch=True``) weighs a class by its voxels in the
     whole batch: a 1 mL tumour beside a 40 mL one in the same batch counts for little, and a
     small low-uptake tumour can be given up. A Dice per patch (``batch=False``) gives every
-    patch's tumour the same weight whatever its size, but it also drives a class to exactly
-    nothing in each patch without it, which draws large regions (the striatum) too small.
+    patch's tumour the same weight whatever its size, but in each patch without a class it
+    drives that class to nothing, and for the striatum that measured worse
+    (experiments/README.md).
     This loss takes the Dice of the classes in ``per_sample`` per patch (averaged over the
     batch) and that of the others pooled over the batch, then averages over the classes as
     MONAI's ``DiceCELoss`` does; with ``per_sample`` empty it is ``DiceCELoss(batch=True)``,
@@ -102,7 +103,8 @@ class MixedDiceCELoss(nn.Module):
         smooth_dr: Dice denominator smoothing.
 
     Raises:
-        ValueError: If a weight is negative or a class value is negative.
+        ValueError: If a weight or a class value is negative (at construction), or a class
+            value is not among the output's classes (when called).
 
     Examples:
         >>> import torch
@@ -142,8 +144,13 @@ class MixedDiceCELoss(nn.Module):
         total = (probabilities + onehot).sum(space)
         pooled = (2 * overlap.sum(0) + self.smooth_nr) / (total.sum(0) + self.smooth_dr)
         each = ((2 * overlap + self.smooth_nr) / (total + self.smooth_dr)).mean(0)
+        if any(c >= logits.shape[1] for c in self.per_sample):
+            raise ValueError(
+                f"loss.per_sample: {list(self.per_sample)} names a class beyond the "
+                f"{logits.shape[1]} of the network's output"
+            )
         per_sample = torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)
-        per_sample[[c for c in self.per_sample if c < logits.shape[1]]] = True
+        per_sample[list(self.per_sample)] = True
         dice = torch.where(per_sample, each, pooled)[self.first :]
         cross_entropy = F.cross_entropy(logits, labels)
         return self.lambda_dice * (1 - dice.mean()) + self.lambda_ce * cross_entropy

@@ -130,6 +130,9 @@ def test_mixed_dice_ce_weighs_a_small_tumour_as_a_large_one():
     assert float(mixed) == pytest.approx((brain + 1 - (1 + 2 / 3) / 2) / 3, rel=1e-4)
 
 
-def test_mixed_dice_ce_rejects_negative_weights():
+def test_mixed_dice_ce_rejects_bad_settings():
     with pytest.raises(ValueError, match="lambda_dice"):
         MixedDiceCELoss(lambda_dice=-1.0)
+    _, _, logits, target = known_example()
+    with pytest.raises(ValueError, match=r"loss\.per_sample"):
+        MixedDiceCELoss(per_sample=[4])(logits, target)
