@@ -6,7 +6,9 @@ softmax: true``. Dice + focal is not: ``monai.losses.DiceFocalLoss`` puts a soft
 term but a *sigmoid* focal term on the same logits (its ``FocalLoss`` keeps
 ``use_softmax=False``), and ``FocalLoss(use_softmax=True, include_background=False)`` would take
 the softmax over the foreground channels alone. :class:`SoftmaxDiceFocalLoss` keeps both terms
-on the one softmax over all classes.
+on the one softmax over all classes. MONAI's Dice is pooled over the batch for every class or for
+none; :class:`MixedDiceCELoss` takes chosen classes' Dice per patch (the tumour's, in
+fine-tuning) and the others' pooled.
 """
 
 from __future__ import annotations
@@ -136,6 +138,11 @@ class MixedDiceCELoss(nn.Module):
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         """Loss of logits ``(B, C, ...)`` against integer labels ``(B, 1, ...)``."""
+        if any(c >= logits.shape[1] for c in self.per_sample):
+            raise ValueError(
+                f"loss.per_sample: {list(self.per_sample)} names a class beyond the "
+                f"{logits.shape[1]} of the network's output"
+            )
         labels = target[:, 0].long()
         probabilities = torch.softmax(logits, dim=1)
         onehot = torch.movedim(F.one_hot(labels, logits.shape[1]), -1, 1).to(logits.dtype)
@@ -144,11 +151,6 @@ class MixedDiceCELoss(nn.Module):
         total = (probabilities + onehot).sum(space)
         pooled = (2 * overlap.sum(0) + self.smooth_nr) / (total.sum(0) + self.smooth_dr)
         each = ((2 * overlap + self.smooth_nr) / (total + self.smooth_dr)).mean(0)
-        if any(c >= logits.shape[1] for c in self.per_sample):
-            raise ValueError(
-                f"loss.per_sample: {list(self.per_sample)} names a class beyond the "
-                f"{logits.shape[1]} of the network's output"
-            )
         per_sample = torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)
         per_sample[list(self.per_sample)] = True
         dice = torch.where(per_sample, each, pooled)[self.first :]
