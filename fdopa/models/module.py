@@ -58,6 +58,8 @@ class SegmentationModule(L.LightningModule):
             ``functools.partial(torch.optim.AdamW, lr=1e-3)``.
         scheduler: Optional partial scheduler taking the optimiser; stepped every epoch.
         encoder_lr_factor: Encoder learning rate = optimiser lr × this factor.
+        warmup_steps: Linear learning-rate warm-up: optimiser step *s* (from 0) runs at
+            ``min(1, (s + 1) / warmup_steps)`` × the scheduled rate of every group (0: none).
         num_classes: Output classes.
         class_names: One name per class; foreground names label the metrics.
         sw_patch_size: Sliding-window patch for whole-volume inference.
@@ -67,7 +69,8 @@ class SegmentationModule(L.LightningModule):
         log_images: Validation volumes per epoch drawn as overlay pictures (0 disables).
 
     Raises:
-        ValueError: If ``class_names`` does not match ``num_classes`` or the factor is negative.
+        ValueError: If ``class_names`` does not match ``num_classes``, or the factor or
+            ``warmup_steps`` is negative.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class SegmentationModule(L.LightningModule):
         optimizer: functools.partial,
         scheduler: functools.partial | None = None,
         encoder_lr_factor: float = 1.0,
+        warmup_steps: int = 0,
         num_classes: int = NUM_LABELS,
         class_names: Sequence[str] = LABEL_NAMES,
         sw_patch_size: Sequence[int] = (32, 32, 32),
@@ -95,6 +99,8 @@ class SegmentationModule(L.LightningModule):
             )
         if encoder_lr_factor < 0:
             raise ValueError(f"encoder_lr_factor: must be >= 0, got {encoder_lr_factor}")
+        if warmup_steps < 0:
+            raise ValueError(f"model.warmup_steps: must be >= 0, got {warmup_steps}")
         self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"])
         self.net = net
         self.loss = loss
@@ -235,6 +241,32 @@ class SegmentationModule(L.LightningModule):
             folder = getattr(logger, "log_dir", None) or logger.save_dir
             if folder:  # never the working directory
                 _save_png(picture, Path(folder), self.current_epoch, participant)
+
+    def warmup_factor(self, step: int) -> float:
+        """Learning-rate factor of optimiser step ``step`` (from 0) under the linear warm-up."""
+        warmup = self.hparams.warmup_steps
+        return 1.0 if step >= warmup else (step + 1) / warmup
+
+    def optimizer_step(
+        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
+    ) -> None:
+        """One optimiser step, its learning rates scaled by :meth:`warmup_factor`.
+
+        The scaled rates are put back after the step, so the epoch scheduler's own state never
+        sees the warm-up and the two compose by multiplication.
+        """
+        factor = self.warmup_factor(self.trainer.global_step)
+        if factor == 1.0:
+            optimizer.step(closure=optimizer_closure)
+            return
+        scheduled = [group["lr"] for group in optimizer.param_groups]
+        for group in optimizer.param_groups:
+            group["lr"] *= factor
+        try:
+            optimizer.step(closure=optimizer_closure)
+        finally:
+            for group, lr in zip(optimizer.param_groups, scheduled, strict=True):
+                group["lr"] = lr
 
     def configure_optimizers(self) -> dict[str, Any]:
         """Optimiser over two groups, ``encoder`` (lr × factor) and ``decoder+head`` (lr).

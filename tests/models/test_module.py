@@ -8,7 +8,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
-from model_helpers import VolumeDataset, cpu_trainer, make_module, tiny_unet
+from model_helpers import VolumeDataset, cpu_trainer, make_module, patch_loader, tiny_unet
 from monai.losses import DiceCELoss
 from monai.metrics import HausdorffDistanceMetric
 from torch import nn
@@ -192,6 +192,50 @@ def test_parameter_groups_have_discriminative_learning_rates():
     config["lr_scheduler"]["scheduler"].step()
     assert groups["encoder"]["lr"] == pytest.approx(1e-4)
     assert groups["decoder+head"]["lr"] == pytest.approx(1e-3)
+
+
+class StepRecorder(Callback):
+    """Each optimiser step's learning rate, gradient and weight change of a one-layer net."""
+
+    def __init__(self) -> None:
+        self.lrs, self.grads, self.before, self.after = [], [], [], []
+
+    def on_before_optimizer_step(self, trainer, module, optimizer):
+        self.lrs.append(optimizer.param_groups[0]["lr"])
+        self.grads.append(module.net.weight.grad.detach().clone())
+        self.before.append(module.net.weight.detach().clone())
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.after.append(module.net.weight.detach().clone())
+
+
+def test_linear_warmup_scales_each_step_and_composes_with_the_epoch_scheduler():
+    # Plain SGD: a step changes a weight by exactly -lr × gradient, so the rate each step
+    # really used is read from the weights, not from the module's own bookkeeping.
+    torch.manual_seed(0)
+    module = make_module(
+        nn.Conv3d(1, 4, kernel_size=1),
+        optimizer=functools.partial(torch.optim.SGD, lr=0.1),
+        scheduler=functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5),
+        warmup_steps=4,
+    )
+    recorder = StepRecorder()
+    trainer = cpu_trainer(max_epochs=2, callbacks=[recorder], limit_val_batches=0)
+    trainer.fit(module, train_dataloaders=patch_loader(n=4, batch_size=1))
+    # 4 steps an epoch; the warm-up 1/4 … 4/4 over epoch 0; StepLR halves the rate at epoch 1.
+    expected = [0.025, 0.05, 0.075, 0.1, 0.05, 0.05, 0.05, 0.05]
+    assert recorder.lrs == pytest.approx(expected)
+    for lr, grad, before, after in zip(
+        expected, recorder.grads, recorder.before, recorder.after, strict=True
+    ):
+        torch.testing.assert_close(after, before - lr * grad)
+    # The scheduler's state never saw the warm-up: two epochs of halving from 0.1.
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.025)
+
+
+def test_warmup_steps_must_not_be_negative():
+    with pytest.raises(ValueError, match=r"model\.warmup_steps"):
+        make_module(EchoNet(), warmup_steps=-1)
 
 
 def test_class_names_must_match_the_class_count():
