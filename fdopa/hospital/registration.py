@@ -131,19 +131,26 @@ def mi_method(
         shrink: Shrink factor per level.
         smooth_mm: Gaussian smoothing σ (mm) per level.
         fraction: Share of the fixed voxels drawn (randomly, seeded) for the metric.
-        seed: Seed of that draw.
+        seed: Seed of that draw (>= 0; every seed, 0 included, gives the same draw each run).
         mask: Fixed-image mask of the voxels the metric may use.
 
     Returns:
         The method, without optimizer and initial transform.
+
+    Raises:
+        ValueError: If ``seed`` is negative.
     """
+    if seed < 0:
+        raise ValueError(f"registration seed: must be >= 0, got {seed}")
     method = sitk.ImageRegistrationMethod()
     # ITK splits the metric's sample over its threads, so the result depends on their number:
     # a fixed count gives the same transform (and labels) on every machine.
     method.SetNumberOfThreads(REGISTRATION_THREADS)
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(fraction, seed)
+    # ITK reads the seed 0 as "seed from the wall clock" (sitk.sitkWallClock), which made the
+    # draw, the transform and the labels change from run to run: hence the offset.
+    method.SetMetricSamplingPercentage(fraction, seed + 1)
     if mask is not None:
         method.SetMetricFixedMask(mask)
     method.SetInterpolator(sitk.sitkLinear)
