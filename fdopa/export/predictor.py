@@ -17,8 +17,9 @@ computed on the native PET with the native label map.
 QC flags a case for human review (:func:`fdopa.export.qc.review_reasons`) when the tumour masks
 of the mirrored (TTA) and the plain pass disagree (1 − Dice above a bound), when the tumour
 volume lies outside the training range recorded in the bundle, when a region (tumour,
-contralateral striatum, reference) is empty, when the labels are not one plausible brain, or
-when the tumour's hottest voxel touches the striatum.
+contralateral striatum, reference) is empty, when the labels are not one plausible brain,
+when the tumour's hottest voxel touches the striatum, or, when the network saw PET alone, when
+the tumour is no hotter than healthy brain.
 A scan with no head in it, a failed localisation and an SUV scale that cannot be FDOPA's
 (:func:`fdopa.export.qc.tracer_scale_reason`) are flagged and get no indices at all.
 """
@@ -45,6 +46,7 @@ from fdopa.export.bundle import Bundle, read_bundle
 from fdopa.export.inputs import ImageInput, ScanInput, SidecarInput, load_scan
 from fdopa.export.metadata import tumour_ml_range
 from fdopa.export.qc import (
+    pet_alone_reason,
     review_reasons,
     striatum_contact_reason,
     tracer_scale_reason,
@@ -312,11 +314,17 @@ class Predictor:
         except UnanalysableRegion as err:  # the scan has uptake (load_scan): the mask erred
             reason = f"region_without_uptake {err.region}: mean uptake {err.mean:.3g}"
             return self._unanalysable(scan, labels, box, pid, preset, [reason], maps)
-        labelled_ml = float((labels > 0).sum() * np.prod(voxel_sizes(scan.affine))) / 1000.0
+        zooms = tuple(float(z) for z in voxel_sizes(scan.affine))
+        labelled_ml = float((labels > 0).sum() * np.prod(zooms)) / 1000.0
+        pet_alone = scan.flair is None or "flair" not in self.config.channels
+        findings = (
+            striatum_contact_reason(scan.pet, labels),
+            pet_alone_reason(scan.pet, labels, zooms) if pet_alone else None,
+        )
         reasons = review_reasons(
             indices, disagreement, tta_bound=self.tta_bound,
             tumour_ml_range=tumour_ml_range(self.bundle.metadata), labelled_ml=labelled_ml,
-            contact=striatum_contact_reason(scan.pet, labels),
+            findings=findings,
         )  # fmt: skip
         log.info("%s: tumour %s mL, qc %s", pid, indices.tumour_ml, "; ".join(reasons) or "ok")
         return Prediction(

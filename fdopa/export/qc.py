@@ -3,7 +3,8 @@
 The checks: an SUV scale that cannot be FDOPA's (no indices at all), and the reasons for a
 human to look at a case with indices (:func:`review_reasons`): the mirrored and plain tumour
 masks disagree, a region is empty, the tumour volume lies outside the training range, the labels
-are not one plausible brain, or the tumour's hottest voxel touches the striatum.
+are not one plausible brain, the tumour's hottest voxel touches the striatum, or a tumour drawn
+from PET alone is no hotter than healthy brain.
 
 The picture: labels over the PET in three planes, and the TACs.
 
@@ -25,16 +26,21 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from nibabel.affines import voxel_sizes
+from scipy import ndimage
 
 from fdopa.kinetics import INDEX_KEYS, TAC_REGIONS, IndexResult
-from fdopa.labels import STRIATUM, TUMOUR, label_rgb
+from fdopa.kinetics.regions import bounding_box
+from fdopa.kinetics.static import suv_peak_fft
+from fdopa.labels import BRAIN, STRIATUM, TUMOUR, label_rgb
 
 if TYPE_CHECKING:  # the predictor imports torch; the hospital QC pictures do not need it
     from fdopa.export.predictor import Prediction
 
 __all__ = [
     "BRAIN_ML_RANGE",
+    "FOCUS_MARGIN_MM",
     "SUV_RANGE",
+    "pet_alone_reason",
     "qc_figure",
     "review_reasons",
     "slice_centre",
@@ -52,6 +58,11 @@ BRAIN_ML_RANGE = (700.0, 2200.0)
 """Plausible volume (mL) of brain, striatum and tumour together, from a 2-year-old to an adult
 (the synthetic children: 1048–1783 mL). Outside it the labels cover more than one brain (face,
 neck or salivary glands taken for brain or tumour in a whole-head scan) or less: flagged."""
+
+FOCUS_MARGIN_MM = 12.0
+"""Healthy brain this far (mm) from the striatum and the tumour is what :func:`pet_alone_reason`
+compares the tumour with: about twice a clinical PET's resolution (FWHM 4.5–6.5 mm), so that
+the spill-out of the hot striatum and of the tumour itself stays out of the comparison."""
 
 _REGION_EMPTY = re.compile(r"^(tumour|striatum|reference)_empty$")
 
@@ -105,6 +116,46 @@ def striatum_contact_reason(pet: np.ndarray, labels: np.ndarray) -> str | None:
     )
 
 
+def pet_alone_reason(
+    pet: np.ndarray, labels: np.ndarray, zooms: tuple[float, float, float]
+) -> str | None:
+    """Flag a tumour drawn from PET alone that is no hotter than healthy brain.
+
+    Without FLAIR the network can find a tumour only by its uptake. When the tumour it drew
+    has an SUVpeak (1 mL sphere) no higher than healthy brain's (the brain label further than
+    :data:`FOCUS_MARGIN_MM` from striatum and tumour), the PET does not show that region as a
+    tumour: on held-out children these were tumours missed on PET alone, with the tumour label
+    on cold brain elsewhere, and their indices came from the wrong region. With FLAIR a tumour
+    without uptake is legitimate (low-uptake gliomas), so the predictor asks only on PET alone.
+
+    Args:
+        pet: Static PET on its native grid.
+        labels: Predicted label map on the same grid.
+        zooms: Voxel size (mm).
+
+    Returns:
+        ``tumour_not_above_brain …`` or None (also without a tumour or without healthy brain
+        far enough from it).
+    """
+    box = bounding_box(labels > 0)
+    if box is None:
+        return None
+    labels, pet = labels[box], pet[box]
+    tumour = labels == TUMOUR
+    near = ndimage.distance_transform_edt(~(tumour | (labels == STRIATUM)), sampling=zooms)
+    healthy = (labels == BRAIN) & (near > FOCUS_MARGIN_MM)
+    if not tumour.any() or not healthy.any():
+        return None
+    peak = suv_peak_fft(pet, np.nonzero(tumour), zooms, 1.0)
+    brain = suv_peak_fft(pet, np.nonzero(healthy), zooms, 1.0)
+    if peak > brain:  # type: ignore[operator]  # both regions are non-empty
+        return None
+    return (
+        f"tumour_not_above_brain SUVpeak {peak:.3g} <= {brain:.3g} of healthy brain "
+        f"{FOCUS_MARGIN_MM:g} mm from tumour and striatum: PET alone does not show this tumour"
+    )
+
+
 def review_reasons(
     indices: IndexResult,
     disagreement: float | None,
@@ -112,7 +163,7 @@ def review_reasons(
     tta_bound: float,
     tumour_ml_range: tuple[float, float] | None = None,
     labelled_ml: float | None = None,
-    contact: str | None = None,
+    findings: tuple[str | None, ...] = (),
 ) -> list[str]:
     """Reasons for a human to review a case with indices (empty: nothing to flag).
 
@@ -123,13 +174,13 @@ def review_reasons(
         tumour_ml_range: ``[min, max]`` tumour volume (mL) of the training children, None to
             skip.
         labelled_ml: Volume of brain, striatum and tumour together (mL), None to skip.
-        contact: The reason of :func:`striatum_contact_reason`, or None.
+        findings: The reasons found in the image (:func:`striatum_contact_reason`,
+            :func:`pet_alone_reason`); None entries are left out.
 
     Returns:
         ``tta_disagreement …``, ``missing_region <tumour|striatum|reference>``,
         ``tumour_volume … outside the training range …``, ``brain_volume … outside
-        [low, high] mL`` (:data:`BRAIN_ML_RANGE`) and ``tumour_max_at_striatum …`` entries,
-        in that order.
+        [low, high] mL`` (:data:`BRAIN_ML_RANGE`) and the ``findings`` entries, in that order.
     """
     reasons = []
     if disagreement is not None and disagreement > tta_bound:
@@ -147,8 +198,7 @@ def review_reasons(
     low, high = BRAIN_ML_RANGE
     if labelled_ml is not None and not low <= labelled_ml <= high:
         reasons.append(f"brain_volume {labelled_ml:.0f} mL outside [{low:g}, {high:g}] mL")
-    if contact is not None:
-        reasons.append(contact)
+    reasons += [finding for finding in findings if finding is not None]
     return reasons
 
 

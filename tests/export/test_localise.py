@@ -12,7 +12,7 @@ import pytest
 from fdopa.cli import main
 from fdopa.data.localise import locate_head
 from fdopa.export.predictor import Predictor
-from fdopa.export.qc import striatum_contact_reason
+from fdopa.export.qc import FOCUS_MARGIN_MM, pet_alone_reason, striatum_contact_reason
 from fdopa.kinetics import InputError
 from fdopa.layout import SubjectPaths
 
@@ -231,3 +231,35 @@ def test_a_tumour_whose_hottest_voxel_touches_the_striatum_is_flagged():
     assert reason.startswith("tumour_max_at_striatum SUVmax 4 at voxel (5, 3, 3)")
     labels[labels == 3] = 1
     assert striatum_contact_reason(pet, labels) is None  # no tumour, nothing to flag
+
+
+def test_a_tumour_no_hotter_than_healthy_brain_is_flagged_with_both_suvpeaks():
+    zooms = (4.0, 4.0, 4.0)  # a 1 mL sphere here: the centre voxel and its 18 nearest
+    labels = np.zeros((30, 30, 30), np.uint8)
+    labels[2:28, 2:28, 2:28] = 1
+    labels[5:8, 5:8, 5:8] = 2  # striatum
+    labels[18:22, 18:22, 18:22] = 3  # tumour, 4³ voxels: its inner voxels' spheres stay inside
+    pet = np.where(labels > 0, 1.0, 0.0)
+    pet[labels == 2] = 3.0
+    pet[labels == 3] = 2.0
+    assert pet_alone_reason(pet, labels, zooms) is None  # SUVpeak 2 against brain's 1
+
+    cold = np.where(labels == 3, 1.0, pet)  # the tumour label on brain-like uptake
+    reason = pet_alone_reason(cold, labels, zooms)
+    assert reason.startswith("tumour_not_above_brain SUVpeak 1 <= 1 of healthy brain 12 mm")
+
+    # a 3³ focus of 2.5 in healthy brain, 4 voxels (16 mm) from the tumour: its centre's
+    # sphere lies inside it, so healthy brain's SUVpeak is 2.5, above the tumour's 2
+    focus = pet.copy()
+    focus[10:13, 20:23, 20:23] = 2.5
+    reason = pet_alone_reason(focus, labels, zooms)
+    assert reason.startswith("tumour_not_above_brain SUVpeak 2 <= 2.5 ")
+    # the same focus beside the striatum, 4–12 mm from it (within the margin), is taken for
+    # the striatum's spill-out, not healthy brain
+    assert FOCUS_MARGIN_MM == 12.0
+    beside = pet.copy()
+    beside[8:11, 5:8, 5:8] = 2.5
+    assert pet_alone_reason(beside, labels, zooms) is None
+
+    labels[labels == 3] = 1
+    assert pet_alone_reason(pet, labels, zooms) is None  # no tumour: missing_region says it

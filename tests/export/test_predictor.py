@@ -253,6 +253,35 @@ def _flair_bundle(out, dropout):
     return read_bundle(out)
 
 
+def test_the_pet_alone_rule_runs_only_when_the_network_saw_no_flair(
+    paediatric_cohort, tiny_predictor, tmp_path, monkeypatch
+):
+    import fdopa.export.predictor as predictor_module
+
+    calls = []
+
+    def rule(pet, labels, zooms):
+        calls.append(zooms)
+        return "tumour_not_above_brain (test)"
+
+    monkeypatch.setattr(predictor_module, "pet_alone_reason", rule)
+    paths = SubjectPaths(paediatric_cohort, "sub-pd001")
+    zooms = tuple(float(z) for z in nib.load(paths.static_pet).header.get_zooms()[:3])
+    predictor = Predictor(_flair_bundle(tmp_path / "dropout", {"flair": 0.3}))
+    assert (
+        "tumour_not_above_brain (test)"
+        not in predictor.predict(paths.static_pet, flair=paths.flair).qc_reasons
+    )
+    assert calls == []
+    alone = predictor.predict(paths.static_pet)
+    assert alone.qc_flag and alone.qc_reasons[-1] == "tumour_not_above_brain (test)"
+    assert calls == [zooms]
+    # a PET-only network sees PET alone whatever else is given
+    assert tiny_predictor.predict(paths.static_pet, flair=paths.flair).qc_reasons[-1] == (
+        "tumour_not_above_brain (test)"
+    )
+
+
 def test_flair_is_optional_only_for_a_bundle_trained_with_flair_dropout(
     paediatric_cohort, tmp_path
 ):
