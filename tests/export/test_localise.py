@@ -248,7 +248,7 @@ def test_a_tumour_no_hotter_than_healthy_brain_is_flagged_with_both_suvpeaks():
     reason = pet_alone_reason(cold, labels, zooms)
     assert reason.startswith("tumour_not_above_brain SUVpeak 1 <= 1 of healthy brain 12 mm")
 
-    # a 3³ focus of 2.5 in healthy brain, 4 voxels (16 mm) from the tumour: its centre's
+    # a 3³ focus of 2.5 in healthy brain, 6 voxels (24 mm) from the tumour: its centre's
     # sphere lies inside it, so healthy brain's SUVpeak is 2.5, above the tumour's 2
     focus = pet.copy()
     focus[10:13, 20:23, 20:23] = 2.5
