@@ -142,9 +142,11 @@ def pet_alone_reason(
         return None
     labels, pet = labels[box], pet[box]
     tumour = labels == TUMOUR
+    if not tumour.any():
+        return None
     near = ndimage.distance_transform_edt(~(tumour | (labels == STRIATUM)), sampling=zooms)
     healthy = (labels == BRAIN) & (near > FOCUS_MARGIN_MM)
-    if not tumour.any() or not healthy.any():
+    if not healthy.any():
         return None
     peak = suv_peak_fft(pet, np.nonzero(tumour), zooms, 1.0)
     brain = suv_peak_fft(pet, np.nonzero(healthy), zooms, 1.0)
