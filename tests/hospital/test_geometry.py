@@ -9,7 +9,7 @@ from dicom_writer import Patient, rigid, write_mr
 from pydicom.uid import generate_uid
 
 from fdopa.hospital.dicom import scan_folder
-from fdopa.hospital.importer import read_flair
+from fdopa.hospital.study import read_flair
 
 
 def _canonical(data, affine):
