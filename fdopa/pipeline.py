@@ -79,7 +79,12 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
         fdopa.models.transfer.CheckpointError: If ``finetune.pretrained`` or ``ckpt_path`` is
             not a Lightning checkpoint.
     """
-    from fdopa.models.transfer import load_pretrained, read_checkpoint, require_checkpoint
+    from fdopa.models.transfer import (
+        load_pretrained,
+        pet_scaling,
+        read_checkpoint,
+        require_checkpoint,
+    )
 
     validate_train_config(cfg)
     pretrained = cfg.finetune.get("pretrained")
@@ -93,11 +98,15 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     datamodule = instantiate(cfg.data, augment=augment, run_dir=str(output_dir))
     with open_dict(cfg):
         cfg.model.net.in_channels = len(cfg.data.channels)
+    scaling = pet_scaling(datamodule.normalisation, datamodule.suv_scale)
     model = instantiate(
-        cfg.model, loss=instantiate(cfg.loss), encoder_lr_factor=cfg.finetune.encoder_lr_factor
+        cfg.model,
+        loss=instantiate(cfg.loss),
+        encoder_lr_factor=cfg.finetune.encoder_lr_factor,
+        preprocessing=scaling,
     )
     if pretrained:
-        load_pretrained(model.net, pretrained)
+        load_pretrained(model.net, pretrained, scaling=scaling)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     if cfg.finetune.get("callback"):
         callbacks.append(instantiate(cfg.finetune.callback))

@@ -213,6 +213,7 @@ class FdopaDataModule(L.LightningDataModule):
             self.channels, normalisation, suv_scale=suv_scale, spacing_mm=self.spacing_mm
         )
         self.normalisation = normalisation
+        self.suv_scale = suv_scale
         self.augment = augment
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.max_subjects = max_subjects

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,42 @@ class TransferReport:
 
 class CheckpointError(ValueError):
     """A file given as a checkpoint that is not a Lightning checkpoint fdopa can read."""
+
+
+def pet_scaling(normalisation: str, suv_scale: float) -> dict[str, Any]:
+    """The PET intensity scaling of a data config, as a checkpoint records it.
+
+    Args:
+        normalisation: ``data.normalisation``.
+        suv_scale: ``data.suv_scale`` (recorded only where it applies, for ``suv``).
+
+    Returns:
+        ``{"normalisation": …}``, with ``"suv_scale"`` for ``suv``.
+    """
+    scaling: dict[str, Any] = {"normalisation": str(normalisation)}
+    if normalisation == "suv":
+        scaling["suv_scale"] = float(suv_scale)
+    return scaling
+
+
+def _check_scaling(content: dict[str, Any], path: Path, expected: Mapping[str, Any]) -> None:
+    """Refuse a checkpoint trained on PET scaled otherwise than ``expected``."""
+    saved = (content.get("hyper_parameters") or {}).get("preprocessing")
+    if saved is None:
+        log.warning(
+            "%s records no PET normalisation (written before checkpoints recorded it): make sure "
+            "it was pretrained with %s", path, _as_keys(expected)
+        )  # fmt: skip
+    elif dict(saved) != dict(expected):
+        raise ValueError(
+            f"finetune.pretrained: {path} was pretrained with {_as_keys(saved)}, this run uses "
+            f"{_as_keys(expected)}; pretrain again with this run's data settings (python "
+            "train.py +experiment=pretrain) or set the data keys to the checkpoint's"
+        )
+
+
+def _as_keys(scaling: Mapping[str, Any]) -> str:
+    return ", ".join(f"data.{key}={value}" for key, value in scaling.items())
 
 
 def read_checkpoint(path: str | Path, what: str = "--ckpt") -> dict[str, Any]:
@@ -101,7 +138,11 @@ def require_checkpoint(checkpoint: str | Path) -> Path:
 
 
 def load_pretrained(
-    net: nn.Module, checkpoint: str | Path, *, prefix: str = "net."
+    net: nn.Module,
+    checkpoint: str | Path,
+    *,
+    prefix: str = "net.",
+    scaling: Mapping[str, Any] | None = None,
 ) -> TransferReport:
     """Load the shape-matched weights of a Lightning checkpoint into ``net``.
 
@@ -110,6 +151,9 @@ def load_pretrained(
         checkpoint: A Lightning ``.ckpt`` file whose ``state_dict`` holds the network under
             ``prefix`` (``SegmentationModule`` stores it as ``net.*``).
         prefix: Key prefix of the network inside the checkpoint's ``state_dict``.
+        scaling: This run's :func:`pet_scaling`; the checkpoint must have been trained with
+            the same (a checkpoint that records none is loaded with a warning). None: not
+            checked.
 
     Returns:
         The :class:`TransferReport`; it is also logged.
@@ -117,11 +161,14 @@ def load_pretrained(
     Raises:
         FileNotFoundError: If the checkpoint does not exist (the message says how to make one).
         CheckpointError: If the file is no Lightning checkpoint (:func:`read_checkpoint`).
-        ValueError: If it holds no key under ``prefix``, or no tensor that fits the encoder
-            of ``net`` (a checkpoint of another encoder: nothing would be transferred).
+        ValueError: If it holds no key under ``prefix``, no tensor that fits the encoder
+            of ``net`` (a checkpoint of another encoder: nothing would be transferred), or
+            it was trained on PET scaled otherwise than ``scaling``.
     """
     path = require_checkpoint(checkpoint)
     content = read_checkpoint(path, "finetune.pretrained")
+    if scaling is not None:
+        _check_scaling(content, path, scaling)
     source = {k[len(prefix) :]: v for k, v in content["state_dict"].items() if k.startswith(prefix)}
     if not source:
         raise ValueError(f"{path}: no state_dict key starts with {prefix!r}")

@@ -6,10 +6,10 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 from model_helpers import TINY_DECODER, cpu_trainer, make_module, patch_loader, tiny_unet
-from omegaconf import ListConfig
+from omegaconf import DictConfig, ListConfig
 
 from fdopa.models.network import build_unet
-from fdopa.models.transfer import FreezeSchedule, encoder_stages, load_pretrained
+from fdopa.models.transfer import FreezeSchedule, encoder_stages, load_pretrained, pet_scaling
 
 # The resnet encoder's stages by name, shallowest first — written out independently of
 # encoder_stages() so that the expected trainable counts come from the module tree alone.
@@ -61,6 +61,43 @@ def test_a_checkpoint_of_another_encoder_is_refused(checkpoint):
     with pytest.raises(ValueError, match=r"model\.net\.encoder_name") as error:
         load_pretrained(net, checkpoint)
     assert str(checkpoint) in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def zscore_checkpoint(tmp_path_factory):
+    """A real checkpoint of a module told it sees z-scored PET (a DictConfig, as Hydra gives)."""
+    module = make_module(tiny_unet(seed=1), preprocessing=DictConfig({"normalisation": "zscore"}))
+    trainer = cpu_trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0)
+    trainer.fit(module, train_dataloaders=patch_loader(n=2))
+    path = tmp_path_factory.mktemp("ckpt") / "zscore.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+def test_pet_scaling_records_the_suv_scale_only_where_it_applies():
+    assert pet_scaling("suv", 3) == {"normalisation": "suv", "suv_scale": 3.0}
+    assert pet_scaling("zscore", 3.0) == {"normalisation": "zscore"}
+
+
+def test_a_checkpoint_of_other_pet_scaling_is_refused(zscore_checkpoint):
+    """Fine-tuning an adult model of z-scored PET on SUV / 3 would feed it another intensity
+    scale in silence: an error naming both settings and the key."""
+    content = torch.load(zscore_checkpoint, map_location="cpu", weights_only=True)
+    assert content["hyper_parameters"]["preprocessing"] == {"normalisation": "zscore"}
+    with pytest.raises(ValueError, match=r"finetune\.pretrained") as error:
+        load_pretrained(tiny_unet(seed=2), zscore_checkpoint, scaling=pet_scaling("suv", 3.0))
+    message = str(error.value)
+    assert "data.normalisation=zscore" in message
+    assert "data.normalisation=suv, data.suv_scale=3.0" in message
+    report = load_pretrained(tiny_unet(seed=2), zscore_checkpoint, scaling=pet_scaling("zscore", 3))
+    assert len(report.loaded) == len(tiny_unet(seed=2).state_dict())
+
+
+def test_a_checkpoint_without_pet_scaling_loads_with_a_warning(checkpoint, caplog):
+    with caplog.at_level("WARNING", logger="fdopa.models.transfer"):
+        load_pretrained(tiny_unet(seed=2), checkpoint, scaling=pet_scaling("zscore", 3.0))
+    assert "records no PET normalisation" in caplog.text
+    assert "data.normalisation=zscore" in caplog.text
 
 
 def test_missing_checkpoint_says_how_to_make_one(tmp_path):
