@@ -37,9 +37,10 @@ def tiny_config(**changes) -> BundleConfig:
     return BundleConfig(**settings)
 
 
-def write_tiny_bundle(out: Path, seed: int = 0) -> tuple[Bundle, torch.nn.Module]:
-    """A bundle of a randomly initialised tiny network, and that network."""
-    config = tiny_config()
+def write_tiny_bundle(out: Path, seed: int = 0, **changes) -> tuple[Bundle, torch.nn.Module]:
+    """A bundle of a randomly initialised tiny network (``changes`` to its config), and that
+    network."""
+    config = tiny_config(**changes)
     torch.manual_seed(seed)
     net = config.build_network()
     training = {"n_train": 0, "tumour_ml_range": TINY_TUMOUR_RANGE}

@@ -7,9 +7,10 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from export_helpers import TINY_TUMOUR_RANGE, dice
+from export_helpers import TINY_TUMOUR_RANGE, dice, write_tiny_bundle
 from nibabel.processing import resample_from_to
 
+from fdopa.export.inputs import load_scan
 from fdopa.export.metadata import tumour_ml_range
 from fdopa.export.predictor import Predictor, tumour_dice
 from fdopa.export.qc import review_reasons
@@ -183,6 +184,29 @@ def test_qc_flags_volume_outside_training_range_missing_regions_and_tta_disagree
 
 
 SIDECAR = {"Modality": "PT", "TracerName": "FDOPA", "Units": "g/mL"}
+
+
+def test_zscore_bundles_keep_the_suv_contract(paediatric_cohort, tmp_path):
+    """A z-scoring network is blind to the PET's scale, but the indices are reported in SUV and
+    QC checks the SUV scale: a Bq/mL scan is converted with its dose and weight, a scan in
+    counts is refused, and an image 1000× too hot is not analysed."""
+    bundle, _ = write_tiny_bundle(tmp_path / "zscore", normalisation="zscore")
+    spec = bundle.metadata["input"]
+    assert spec["units"] == "g/mL"
+    image = nib.load(SubjectPaths(paediatric_cohort, "sub-pd001").static_pet)
+    suv, affine = image.get_fdata(), image.affine
+    dose_mbq, weight_kg = 150.0, 35.0
+    bqml = suv * dose_mbq * 1e6 / (weight_kg * 1000.0)  # SUV = C · W / D
+    sidecar = {**SIDECAR, "Units": "Bq/mL", "InjectedRadioactivity": dose_mbq}
+    sidecar["BodyWeight"] = weight_kg
+    converted = load_scan(bqml, spec, affine, pet_sidecar=sidecar)
+    np.testing.assert_allclose(converted.pet, suv, rtol=1e-6)
+    with pytest.raises(InputError, match="Units"):
+        load_scan(suv, spec, affine, pet_sidecar={**SIDECAR, "Units": "CNTS"})
+    predictor = Predictor(bundle)
+    hot = predictor.predict(suv * 1000.0, affine, pet_sidecar=SIDECAR, participant_id="sub-pd001")
+    assert hot.qc_reasons[0].startswith("tracer_scale")
+    assert hot.indices.tsr is None
 
 
 def _bad_case(name, tmp_path, image):
