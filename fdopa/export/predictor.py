@@ -49,6 +49,7 @@ from fdopa.export.qc import (
     pet_alone_reason,
     review_reasons,
     striatum_contact_reason,
+    striatum_stray_reason,
     tracer_scale_reason,
     unanalysable_indices,
 )
@@ -319,6 +320,7 @@ class Predictor:
         pet_alone = scan.flair is None or "flair" not in self.config.channels
         findings = (
             striatum_contact_reason(scan.pet, labels),
+            striatum_stray_reason(labels),
             pet_alone_reason(scan.pet, labels, zooms) if pet_alone else None,
         )
         reasons = review_reasons(

@@ -12,7 +12,12 @@ import pytest
 from fdopa.cli import main
 from fdopa.data.localise import locate_head
 from fdopa.export.predictor import Predictor
-from fdopa.export.qc import FOCUS_MARGIN_MM, pet_alone_reason, striatum_contact_reason
+from fdopa.export.qc import (
+    FOCUS_MARGIN_MM,
+    pet_alone_reason,
+    striatum_contact_reason,
+    striatum_stray_reason,
+)
 from fdopa.kinetics import InputError
 from fdopa.layout import SubjectPaths
 
@@ -231,6 +236,22 @@ def test_a_tumour_whose_hottest_voxel_touches_the_striatum_is_flagged():
     assert reason.startswith("tumour_max_at_striatum SUVmax 4 at voxel (5, 3, 3)")
     labels[labels == 3] = 1
     assert striatum_contact_reason(pet, labels) is None  # no tumour, nothing to flag
+
+
+def test_a_striatum_with_a_tenth_outside_its_two_parts_is_flagged():
+    labels = np.ones((20, 20, 20), np.uint8)
+    assert striatum_stray_reason(labels) is None  # no striatum
+    labels[4:7, 4:7, 8:11] = 2  # left striatum, 27 voxels
+    assert striatum_stray_reason(labels) is None  # one part (e.g. the other side destroyed)
+    labels[13:16, 4:7, 8:11] = 2  # right striatum, 27 voxels
+    labels[9, 15, 2] = 2  # a stray voxel: 1 of 55, under a tenth
+    assert striatum_stray_reason(labels) is None
+    labels[8:10, 14:16, 2:4] = 2  # a stray part of 8 voxels (that voxel among them): 8 of 62
+    reason = striatum_stray_reason(labels)
+    assert reason.startswith("striatum_stray 13% of the striatum outside its two largest parts")
+    labels[8:10, 14:16, 2:4] = 1
+    labels[16:18, 7:9, 11:13] = 2  # the same 8 voxels touching the right part at a corner only:
+    assert striatum_stray_reason(labels) is None  # one part with it (26-neighbourhood)
 
 
 def test_a_tumour_no_hotter_than_healthy_brain_is_flagged_with_both_suvpeaks():

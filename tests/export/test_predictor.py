@@ -306,6 +306,26 @@ def test_the_pet_alone_rule_runs_only_when_the_network_saw_no_flair(
     )
 
 
+def test_the_striatum_stray_rule_is_asked_with_and_without_flair(
+    paediatric_cohort, tmp_path, monkeypatch
+):
+    import fdopa.export.predictor as predictor_module
+
+    seen = []
+
+    def rule(labels):
+        seen.append(labels.shape)
+        return "striatum_stray (test)"
+
+    monkeypatch.setattr(predictor_module, "striatum_stray_reason", rule)
+    paths = SubjectPaths(paediatric_cohort, "sub-pd001")
+    predictor = Predictor(_flair_bundle(tmp_path / "dropout", {"flair": 0.3}))
+    for flair in (paths.flair, None):
+        prediction = predictor.predict(paths.static_pet, flair=flair)
+        assert "striatum_stray (test)" in prediction.qc_reasons
+    assert seen == [nib.load(paths.static_pet).shape] * 2
+
+
 def test_flair_is_optional_only_for_a_bundle_trained_with_flair_dropout(
     paediatric_cohort, tmp_path
 ):
