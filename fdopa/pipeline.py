@@ -103,7 +103,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
         cfg.model,
         loss=instantiate(cfg.loss),
         encoder_lr_factor=cfg.finetune.encoder_lr_factor,
-        preprocessing=scaling,
+        pet_scaling=scaling,
     )
     if pretrained:
         load_pretrained(model.net, pretrained, scaling=scaling)

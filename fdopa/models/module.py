@@ -67,9 +67,9 @@ class SegmentationModule(L.LightningModule):
         sw_batch_size: Patches per forward pass in whole-volume inference.
         sw_overlap_mode: ``"hann"`` or ``"average"`` blending of overlapping patches.
         log_images: Validation volumes per epoch drawn as overlay pictures (0 disables).
-        preprocessing: How the PET reaches the network (:func:`fdopa.models.transfer.
-            pet_scaling` of the data config). Saved with the checkpoint, so that a fine-tuning
-            can check that its adult checkpoint saw the PET scaled the same way.
+        pet_scaling: How the PET reaches the network, from the data config
+            (:func:`~fdopa.models.transfer.pet_scaling`). Saved with the checkpoint, so that a
+            fine-tuning can check that its adult checkpoint saw the PET scaled the same way.
 
     Raises:
         ValueError: If ``class_names`` does not match ``num_classes``, or the factor or
@@ -91,13 +91,13 @@ class SegmentationModule(L.LightningModule):
         sw_batch_size: int = 4,
         sw_overlap_mode: OverlapMode = "hann",
         log_images: int = 2,
-        preprocessing: Mapping[str, Any] | None = None,
+        pet_scaling: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         # Tuples, not Hydra ListConfigs: the saved hyperparameters must load with weights_only.
         class_names = tuple(str(name) for name in class_names)
         sw_patch_size = tuple(int(size) for size in sw_patch_size)
-        preprocessing = None if preprocessing is None else dict(preprocessing)  # no DictConfig
+        pet_scaling = None if pet_scaling is None else dict(pet_scaling)  # no DictConfig
         if len(class_names) != num_classes:
             raise ValueError(
                 f"model.class_names: {len(class_names)} names for num_classes={num_classes}"

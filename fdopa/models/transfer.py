@@ -69,7 +69,7 @@ def pet_scaling(normalisation: str, suv_scale: float) -> dict[str, Any]:
 
 def _check_scaling(content: dict[str, Any], path: Path, expected: Mapping[str, Any]) -> None:
     """Refuse a checkpoint trained on PET scaled otherwise than ``expected``."""
-    saved = (content.get("hyper_parameters") or {}).get("preprocessing")
+    saved = (content.get("hyper_parameters") or {}).get("pet_scaling")
     if saved is None:
         log.warning(
             "%s records no PET normalisation (written before checkpoints recorded it): make sure "

@@ -66,7 +66,7 @@ def test_a_checkpoint_of_another_encoder_is_refused(checkpoint):
 @pytest.fixture(scope="module")
 def zscore_checkpoint(tmp_path_factory):
     """A real checkpoint of a module told it sees z-scored PET (a DictConfig, as Hydra gives)."""
-    module = make_module(tiny_unet(seed=1), preprocessing=DictConfig({"normalisation": "zscore"}))
+    module = make_module(tiny_unet(seed=1), pet_scaling=DictConfig({"normalisation": "zscore"}))
     trainer = cpu_trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0)
     trainer.fit(module, train_dataloaders=patch_loader(n=2))
     path = tmp_path_factory.mktemp("ckpt") / "zscore.ckpt"
@@ -83,7 +83,7 @@ def test_a_checkpoint_of_other_pet_scaling_is_refused(zscore_checkpoint):
     """Fine-tuning an adult model of z-scored PET on SUV / 3 would feed it another intensity
     scale in silence: an error naming both settings and the key."""
     content = torch.load(zscore_checkpoint, map_location="cpu", weights_only=True)
-    assert content["hyper_parameters"]["preprocessing"] == {"normalisation": "zscore"}
+    assert content["hyper_parameters"]["pet_scaling"] == {"normalisation": "zscore"}
     with pytest.raises(ValueError, match=r"finetune\.pretrained") as error:
         load_pretrained(tiny_unet(seed=2), zscore_checkpoint, scaling=pet_scaling("suv", 3.0))
     message = str(error.value)
