@@ -18,8 +18,9 @@ QC flags a case for human review (:func:`fdopa.export.qc.review_reasons`) when t
 of the mirrored (TTA) and the plain pass disagree (1 − Dice above a bound), when the tumour
 volume lies outside the training range recorded in the bundle, when a region (tumour,
 contralateral striatum, reference) is empty, when the labels are not one plausible brain,
-when the tumour's hottest voxel touches the striatum, or, when the network saw PET alone, when
-the tumour is no hotter than healthy brain.
+when the tumour's hottest voxel touches the striatum, when a tenth of the striatum lies outside
+its two largest parts, or, when the network saw PET alone, when the tumour is no hotter than
+healthy brain.
 A scan with no head in it, a failed localisation and an SUV scale that cannot be FDOPA's
 (:func:`fdopa.export.qc.tracer_scale_reason`) are flagged and get no indices at all.
 """
