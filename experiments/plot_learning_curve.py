@@ -1,9 +1,10 @@
 """Summarise the transfer-learning learning curve written by ``experiments/learning_curve.sh``.
 
-Usage: python experiments/plot_learning_curve.py [--runs runs/levers] [--out learning_curve.png]
+Usage: python experiments/plot_learning_curve.py [--runs runs/levers/lc] [--out learning_curve.png]
 
-Reads ``<runs>/lc_<finetune|scratch>_<size>_f<fold>/validity/children_flair_given.csv`` (one row
-per held-out child, FLAIR given) for every size (5, 10, all) and fold found. Per run it takes
+Reads ``<runs>/<finetune|scratch>_<size>_f<fold>/validity/children_flair_given.csv`` (one row
+per held-out child, FLAIR given) for every size (5, 10, all) and fold found; a run's number of
+training children is read from its ``splits.csv``. Per run it takes
 the mean tumour and striatum Dice over the held-out children and the clinical score (the
 composite of ``fdopa.evaluation.score``); it prints mean ± SD over folds for each arm and two
 paired Wilcoxon signed-rank tests of fine-tuned vs scratch: over the folds (each fold trains both
@@ -23,11 +24,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy.stats import wilcoxon
 
+from fdopa.data.splits import read_splits
 from fdopa.evaluation.names import SCORE_INDICES
 from fdopa.evaluation.score import subject_terms
 
-ALL_TRAINING = 19  # 24 children in 5 folds: 19 train, 5 validation
-RUN = re.compile(r"lc_(?P<arm>finetune|scratch)_(?P<size>\d+|all)_f(?P<fold>\d+)$")
+RUN = re.compile(r"(?P<arm>finetune|scratch)_(?P<size>\d+|all)_f(?P<fold>\d+)$")
 
 
 def child_table(path: Path) -> pd.DataFrame:
@@ -53,20 +54,22 @@ def child_table(path: Path) -> pd.DataFrame:
 def load(runs: Path) -> pd.DataFrame:
     """One row per (arm, training size, fold, held-out child)."""
     tables = []
-    for run in sorted(runs.glob("lc_*_f*")):
+    for run in sorted(runs.glob("*_f*")):
         match = RUN.match(run.name)
         path = run / "validity" / "children_flair_given.csv"
         if match is None or not path.is_file():
             continue
         table = child_table(path)
-        size = match["size"]
         table["arm"] = match["arm"]
-        table["size"] = ALL_TRAINING if size == "all" else int(size)
+        table["size"] = match["size"]
+        table["training"] = list(read_splits(run).values()).count("train")
         table["fold"] = int(match["fold"])
         tables.append(table)
     if not tables:
         raise SystemExit(f"no learning-curve runs with held-out results under {runs}")
-    return pd.concat(tables, ignore_index=True)
+    rows = pd.concat(tables, ignore_index=True)
+    rows["size"] = rows.groupby("size")["training"].transform("median").round().astype(int)
+    return rows.drop(columns="training")
 
 
 def paired_p(a: pd.Series, b: pd.Series) -> tuple[int, float]:
@@ -80,7 +83,7 @@ def paired_p(a: pd.Series, b: pd.Series) -> tuple[int, float]:
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean ± SD over folds per arm and size, and the paired Wilcoxon p of the two arms."""
     per_fold = rows.groupby(["size", "arm", "fold"])[["tumour", "striatum", "score"]].mean()
-    per_child = rows.groupby(["size", "arm", "child"])[["tumour", "score"]].mean()
+    per_child = rows.groupby(["size", "arm", "child"])[["tumour", "striatum", "score"]].mean()
     out = []
     for size in sorted(rows["size"].unique()):
         line: dict[str, float | int] = {"size": int(size)}
@@ -92,7 +95,7 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
             for metric in ("tumour", "striatum", "score"):
                 line[f"{arm}_{metric}_mean"] = folds[metric].mean()
                 line[f"{arm}_{metric}_sd"] = folds[metric].std(ddof=1) if len(folds) > 1 else 0
-        for metric in ("tumour", "score"):
+        for metric in ("tumour", "striatum", "score"):
             try:
                 ft, sc = per_fold.loc[(size, "finetune")], per_fold.loc[(size, "scratch")]
                 line["n_folds_paired"], line[f"p_folds_{metric}"] = paired_p(ft[metric], sc[metric])
@@ -126,8 +129,8 @@ def plot(table: pd.DataFrame, out: Path) -> None:
 def main() -> None:
     """Parse the arguments, print the table and write the picture."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, default=Path("runs/levers"))
-    parser.add_argument("--out", type=Path, default=Path("runs/levers/learning_curve.png"))
+    parser.add_argument("--runs", type=Path, default=Path("runs/levers/lc"))
+    parser.add_argument("--out", type=Path, default=Path("runs/levers/lc/learning_curve.png"))
     args = parser.parse_args()
     table = summarise(load(args.runs))
     for _, line in table.iterrows():
@@ -140,7 +143,7 @@ def main() -> None:
                     f"{line[f'{arm}_striatum_mean']:.3f} ± {line[f'{arm}_striatum_sd']:.3f}, score "
                     f"{line[f'{arm}_score_mean']:.3f} ± {line[f'{arm}_score_sd']:.3f}"
                 )
-        for metric in ("tumour", "score"):
+        for metric in ("tumour", "striatum", "score"):
             if f"p_folds_{metric}" in line:
                 parts.append(
                     f"Wilcoxon {metric}: folds p={line[f'p_folds_{metric}']:.3g}, "
