@@ -3,13 +3,13 @@
 Usage: python experiments/plot_learning_curve.py [--runs runs/levers/lc] [--out learning_curve.png]
 
 Reads ``<runs>/<finetune|scratch>_<size>_f<fold>/validity/children_flair_given.csv`` (one row
-per held-out child, FLAIR given) for every size (5, 10, all) and fold found; a run's number of
-training children is read from its ``splits.csv``. Per run it takes
-the mean tumour and striatum Dice over the held-out children and the clinical score (the
-composite of ``fdopa.evaluation.score``); it prints mean ± SD over folds for each arm and two
-paired Wilcoxon signed-rank tests of fine-tuned vs scratch: over the folds (each fold trains both
-arms on the same children) and over the held-out children (each child's value averaged over the
-folds). It draws the curves with their fold SD.
+per held-out child, FLAIR given) for every size (5, 10, all) and fold found; a size's number of
+training children is the median over its runs' ``splits.csv`` (the folds of "all" may differ by
+one). Per run it takes the mean tumour and striatum Dice over the held-out children and the
+clinical score (the composite of ``fdopa.evaluation.score``); it prints mean ± SD over folds for
+each arm and, for each of the three, two paired Wilcoxon signed-rank tests of fine-tuned vs
+scratch: over the folds (each fold trains both arms on the same children) and over the held-out
+children (each child's value averaged over the folds). It draws the curves with their fold SD.
 """
 
 from __future__ import annotations
