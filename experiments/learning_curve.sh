@@ -11,7 +11,9 @@
 # (36 children of `data=mixed`: 29 + 7); the validation children only choose the checkpoint.
 # FOLDS (default "0 1 2 3 4") picks the folds, so each size is trained five times on different
 # children. Runs land in runs/levers/lc/<arm>_<size>_f<fold> (lc_<DATA>/ with DATA set);
-# experiments/plot_learning_curve.py --runs <that folder> summarises them.
+# experiments/plot_learning_curve.py --runs <that folder> summarises them. Each run's
+# checkpoints (about 1 GB a run, 32 GB for the whole curve) are deleted once it is scored;
+# KEEP_CHECKPOINTS=1 keeps them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
@@ -29,6 +31,7 @@ for fold in "${folds[@]}"; do
       name=$group/${experiment}_${size}_f$fold
       [ -f "runs/levers/$name/validity/summary.json" ] && continue
       experiments/recipe_lever.sh "$name" "$experiment" ${data[@]+"${data[@]}"} "${args[@]}"
+      [ "${KEEP_CHECKPOINTS:-0}" = 1 ] || rm -f "runs/levers/$name"/checkpoints/*.ckpt
     done
   done
 done
