@@ -2,7 +2,8 @@
 
 Usage:
     python benchmarks/clinical_validity.py --ckpt runs/finetune/runs/<ts>/checkpoints/<best>.ckpt
-    python benchmarks/clinical_validity.py --bundle bundle/ [--seed 7311 7529 7877] [--n 8]
+    python benchmarks/clinical_validity.py --bundle bundle/ [--bundle pet_only/]
+           [--seed 7311 7529 7877] [--n 8]
            [--grid tiny] [--flair both|given|absent] [--tta|--no-tta]
            [--postprocess keep_brain_component=true min_tumour_ml=0.5] [--out DIR]
 
@@ -13,7 +14,10 @@ as ``fdopa export`` does. Every child is then segmented with ``fdopa predict``'s
 (:class:`fdopa.export.Predictor`), and the automatic label map and its indices (guideline
 preset) are compared with the reference label map and the indices of the reference delineation
 on the same images (:mod:`fdopa.evaluation.validity`). With ``--flair both`` (default) a model
-trained with FLAIR dropout is run twice: with the FLAIR given and without it.
+trained with FLAIR dropout is run twice: with the FLAIR given and without it. Two ``--bundle``
+(a PET + FLAIR and a PET-only one) are chosen between per child as ``fdopa predict`` does
+(:class:`fdopa.export.choice.BundleChoice`): with the FLAIR given the first, without it the
+second.
 
 Printed per variant: tumour Dice mean ± SD and median, by grade, location and reference volume
 (< 5 / ≥ 5 mL); tumours missed entirely and whether QC flagged them; striatum and brain Dice;
@@ -134,7 +138,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--ckpt", type=Path, help="training checkpoint (exported first)")
-    source.add_argument("--bundle", type=Path, help="exported bundle")
+    source.add_argument("--bundle", type=Path, action="append",
+                        help="exported bundle (again: a second one to choose from)")  # fmt: skip
     parser.add_argument("--seed", type=int, nargs="+", default=[7311, 7529, 7877])
     parser.add_argument("--n", type=int, default=8, help="children per seed")
     parser.add_argument("--grid", default="tiny")
@@ -148,7 +153,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from fdopa.evaluation.validity import format_summary, summarise
-    from fdopa.export import Predictor
+    from fdopa.export.choice import BundleChoice
     from fdopa.export.run import export_checkpoint
 
     # the summary says it all: no per-child log lines (e.g. the no-FLAIR warning) in between
@@ -157,35 +162,41 @@ def main() -> None:
     roots = [
         ensure_cohort(args.cache, s, args.n, args.grid, args.dynamic_fraction) for s in args.seed
     ]
-    bundle = args.bundle
+    bundles = args.bundle
     if args.ckpt is not None:
-        bundle = export_checkpoint(args.ckpt, args.out / "bundle", overwrite=True).path
-    predictor = Predictor.from_bundle(
-        bundle, tta=args.tta, postprocess=postprocess_rules(args.postprocess)
+        bundles = [export_checkpoint(args.ckpt, args.out / "bundle", overwrite=True).path]
+    choice = BundleChoice.from_bundles(
+        bundles, tta=args.tta, postprocess=postprocess_rules(args.postprocess)
     )
-    variants = {"given": True, "absent": False}
-    if "flair" not in predictor.config.channels:
+    variants = {"given": {"pet", "flair"}, "absent": {"pet"}, "pet_only": {"pet"}}
+    if not any("flair" in p.config.channels for p in choice.predictors):
         chosen = ["pet_only"]
     elif args.flair == "both":
-        chosen = ["given", "absent"] if "flair" in predictor.config.optional_channels else ["given"]
+        chosen = ["given", "absent"] if choice.required_channels == ("pet",) else ["given"]
     else:
         chosen = [args.flair]
-    print(f"bundle {bundle}: channels {list(predictor.config.channels)}, optional "
-          f"{list(predictor.config.optional_channels)}, tta {predictor.tta}, "
-          f"postprocess {predictor.postprocess}")  # fmt: skip
+    models = [
+        {"bundle": str(p.bundle.path), "channels": list(p.config.channels),
+         "optional": list(p.config.optional_channels), "tta": p.tta,
+         "postprocess": str(p.postprocess)}
+        for p in choice.predictors
+    ]  # fmt: skip
+    for model in models:
+        print(", ".join(f"{key} {value}" for key, value in model.items()))
     summaries = {}
     for tag in chosen:
         start = time.perf_counter()
-        table = evaluate(predictor, roots, variants.get(tag, False), args.out, f"flair_{tag}")
+        given = variants[tag]
+        table = evaluate(choice, roots, "flair" in given, args.out, f"flair_{tag}")
         seconds = time.perf_counter() - start
         table.to_csv(args.out / f"children_flair_{tag}.csv", index=False)
         bland_altman(table, args.out / f"bland_altman_flair_{tag}.png")
         summary = summarise(table)
-        summaries[tag] = {**summary, "seconds_per_child": seconds / len(table)}
-        print(f"\n=== FLAIR {tag} ({seconds / len(table):.2f} s per child)")
+        bundle = str(choice.choose(given).bundle.path)
+        summaries[tag] = {**summary, "seconds_per_child": seconds / len(table), "bundle": bundle}
+        print(f"\n=== FLAIR {tag}: {bundle} ({seconds / len(table):.2f} s per child)")
         print(format_summary(summary))
-    settings = {"seeds": args.seed, "n": args.n, "grid": args.grid, "bundle": str(bundle),
-                "tta": predictor.tta, "postprocess": str(predictor.postprocess)}  # fmt: skip
+    settings = {"seeds": args.seed, "n": args.n, "grid": args.grid, "bundles": models}
     text = json.dumps({"settings": settings, "variants": summaries}, indent=2, default=str)
     (args.out / "summary.json").write_text(text + "\n")
     print(f"\nwrote {args.out}/children_*.csv, summary.json and pictures")

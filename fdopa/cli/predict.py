@@ -24,7 +24,7 @@ from fdopa.cli.common import (
 from fdopa.cli.errors import EXIT_HELP
 
 if TYPE_CHECKING:
-    from fdopa.export.predictor import Predictor
+    from fdopa.export.choice import BundleChoice
     from fdopa.kinetics import Preset
 
 
@@ -38,7 +38,11 @@ def add(commands: Commands) -> None:
         "<stem>_qc.png (and <stem>_probseg.nii.gz) in --out, plus indices.csv for a cohort.",
         epilog=EXIT_HELP,
     )
-    parser.add_argument("--bundle", type=Path, required=True, help="bundle directory")
+    parser.add_argument(
+        "--bundle", type=Path, required=True, action="append",
+        help="bundle directory; give it again for a second bundle (a PET + FLAIR and a "
+        "PET-only one): each scan goes to the bundle that reads the most of what it comes with",
+    )  # fmt: skip
     scan = parser.add_argument_group("one scan")
     scan.add_argument("--pet", type=Path, help="3-D static PET (NIfTI; sidecar beside it)")
     scan.add_argument("--dynamic", type=Path, help="optional 4-D PET on the same grid")
@@ -70,22 +74,22 @@ def run(args: argparse.Namespace) -> int:
         reject_options(args, ("dynamic", "sidecar", "flair"), "a cohort has its own")
     preset = preset_from(args)
     require_extra("torch", "train")
+    from fdopa.export.choice import BundleChoice
     from fdopa.export.inputs import image_stem
     from fdopa.export.outputs import refuse_existing, write_prediction
-    from fdopa.export.predictor import Predictor
     from fdopa.outputs import check_artefact_dir
 
     if args.pet is not None:  # outputs checked before any work; a cohort's in _cohort
         refuse_existing(args.out, [image_stem(args.pet)], args.probabilities, args.overwrite)
     else:
         check_artefact_dir(args.out, kind="predictions", overwrite=args.overwrite)
-    # The network is built on first use, after the inputs were checked against the bundle.
-    predictor = Predictor.from_bundle(
+    # Each network is built on first use, after the inputs were checked against its bundle.
+    choice = BundleChoice.from_bundles(
         args.bundle, device=args.device, tta=args.tta, engine=args.engine, crop=not args.no_crop
     )
     if args.cohort is not None:
-        return _cohort(args, predictor, preset)
-    prediction = predictor.predict(
+        return _cohort(args, choice, preset)
+    prediction = choice.predict(
         args.pet, dynamic=args.dynamic, sidecar=args.sidecar, flair=args.flair, preset=preset,
         probabilities=args.probabilities, participant_id=args.participant_id,
     )  # fmt: skip
@@ -93,17 +97,19 @@ def run(args: argparse.Namespace) -> int:
         prediction, args.out, probabilities=args.probabilities, overwrite=args.overwrite
     )
     verdict = "review: " + "; ".join(prediction.qc_reasons) if prediction.qc_flag else "ok"
-    print(f"wrote {', '.join(p.name for p in paths.values())} to {args.out} (QC {verdict})")
+    model = f"{prediction.bundle} on {'+'.join(prediction.channels)}; "
+    model = model if len(args.bundle) > 1 else ""
+    print(f"wrote {', '.join(p.name for p in paths.values())} to {args.out} ({model}QC {verdict})")
     return 0
 
 
-def _cohort(args: argparse.Namespace, predictor: Predictor, preset: Preset) -> int:
+def _cohort(args: argparse.Namespace, choice: BundleChoice, preset: Preset) -> int:
     from fdopa.export.outputs import COHORT_COLUMNS, cohort_subjects, iter_cohort_predictions
     from fdopa.kinetics.result import csv_text
     from fdopa.outputs import staged_dir
 
     subjects = cohort_subjects(
-        args.cohort, args.out, predictor.required_channels, overwrite=args.overwrite
+        args.cohort, args.out, choice.required_channels, overwrite=args.overwrite
     )
     rows, flagged = [], []
     with (
@@ -111,7 +117,7 @@ def _cohort(args: argparse.Namespace, predictor: Predictor, preset: Preset) -> i
         CohortRun("fdopa predict", "predict", len(subjects)) as cohort,
     ):
         outcomes = iter_cohort_predictions(
-            predictor, subjects, staging, preset=preset, probabilities=args.probabilities
+            choice, subjects, staging, preset=preset, probabilities=args.probabilities
         )
         for outcome in cohort.track(outcomes, lambda o: (o.participant_id, o.error)):
             rows.append(outcome.row)

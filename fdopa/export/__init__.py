@@ -1,5 +1,8 @@
 """Exported models: the bundle (writer, reader), the predictor and QC pictures.
 
+Several bundles (a PET + FLAIR and a PET-only one) are chosen between per scan by
+:class:`~fdopa.export.choice.BundleChoice`.
+
 ``fdopa.export`` imports lazily: ``import fdopa.export`` (and ``fdopa --help``) loads no torch.
 
 Examples:
@@ -15,6 +18,7 @@ from typing import Any
 
 __all__ = [
     "Bundle",
+    "BundleChoice",
     "BundleConfig",
     "BundleError",
     "Prediction",
@@ -30,6 +34,7 @@ _HOMES = {
     "Bundle": "bundle",
     "read_bundle": "bundle",
     "write_bundle": "bundle",
+    "BundleChoice": "choice",
     "BundleConfig": "bundle_config",
     "BundleError": "bundle_config",
     "Prediction": "predictor",

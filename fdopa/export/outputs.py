@@ -28,6 +28,7 @@ import nibabel as nib
 import numpy as np
 
 from fdopa.data.cohort import CohortSubject, load_cohort
+from fdopa.export.choice import BundleChoice
 from fdopa.export.predictor import Prediction, Predictor
 from fdopa.export.qc import qc_figure
 from fdopa.kinetics import CSV_COLUMNS, Preset
@@ -50,6 +51,8 @@ COHORT_COLUMNS: tuple[str, ...] = (
     "qc_flag",
     "qc_reasons",
     "tta_disagreement",
+    "bundle",
+    "channels",
     "error",
 )
 """Columns of a cohort's ``indices.csv``."""
@@ -161,7 +164,9 @@ def cohort_subjects(
     Args:
         root: Cohort root (``participants.tsv``, static PET, optional dynamic PET and FLAIR).
         out_dir: The cohort's predictions folder (written with :func:`fdopa.outputs.staged_dir`).
-        channels: The input channels every subject needs (``Predictor.required_channels``).
+        channels: The input channels every subject needs (``required_channels`` of the
+            :class:`~fdopa.export.predictor.Predictor` or
+            :class:`~fdopa.export.choice.BundleChoice`).
         overwrite: An earlier predictions folder may be replaced.
 
     Returns:
@@ -177,7 +182,7 @@ def cohort_subjects(
 
 
 def iter_cohort_predictions(
-    predictor: Predictor,
+    predictor: Predictor | BundleChoice,
     subjects: Sequence[CohortSubject],
     out_dir: str | Path,
     *,
@@ -188,7 +193,8 @@ def iter_cohort_predictions(
     """Predict and write every subject; a failing subject becomes an error row.
 
     Args:
-        predictor: The predictor.
+        predictor: The predictor, or several bundles to choose from per subject (a subject's
+            FLAIR goes to a bundle that reads one).
         subjects: Subjects from :func:`cohort_subjects`.
         out_dir: Output directory of every subject's files.
         preset: Index preset.
@@ -198,13 +204,13 @@ def iter_cohort_predictions(
     Yields:
         One :class:`CohortOutcome` per subject, in order.
     """
-    channels = predictor.config.channels
+    choice = predictor if isinstance(predictor, BundleChoice) else BundleChoice([predictor])
     for subject in subjects:
         pid = subject.participant_id
         try:
-            prediction = predictor.predict(
+            prediction = choice.predict(
                 subject.static_pet, dynamic=subject.dynamic_pet, sidecar=subject.dynamic_sidecar,
-                flair=subject.flair if "flair" in channels else None, preset=preset,
+                flair=subject.flair, preset=preset,
                 probabilities=probabilities, participant_id=pid,
             )  # fmt: skip
             paths = write_prediction(

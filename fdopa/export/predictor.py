@@ -90,6 +90,9 @@ class Prediction:
         probabilities: Softmax per class ``(C, X, Y, Z)`` float32, when requested.
         stem: Output name stem of the input.
         crop: The head box the network was run in (native voxels and method).
+        bundle: The bundle directory that made it.
+        channels: The input channels the network was given (a channel it was trained to do
+            without and fed blank is not listed).
     """
 
     labels: np.ndarray
@@ -102,15 +105,22 @@ class Prediction:
     probabilities: np.ndarray | None = None
     stem: str = "prediction"
     crop: HeadBox | None = None
+    bundle: str | None = None
+    channels: tuple[str, ...] = ("pet",)
 
     def to_dict(self) -> dict[str, Any]:
-        """The index fields and extras, then ``qc_flag``, ``qc_reasons``, TTA disagreement."""
+        """The index fields and extras, then the QC verdict, the head box and the model.
+
+        The model is the bundle and the channels its network was given.
+        """
         return {
             **self.indices.to_dict(),
             "qc_flag": self.qc_flag,
             "qc_reasons": list(self.qc_reasons),
             "tta_disagreement": self.tta_disagreement,
             "crop": None if self.crop is None else self.crop.to_dict(),
+            "bundle": self.bundle,
+            "channels": list(self.channels),
         }
 
     def to_json(self) -> str:
@@ -121,12 +131,17 @@ class Prediction:
         return json.dumps(payload, indent=2, allow_nan=False) + "\n"
 
     def to_row(self) -> dict[str, Any]:
-        """A CSV row: the index row, ``qc_flag`` and ``qc_reasons`` joined by ``; ``."""
+        """A CSV row: the index row, the QC verdict and the model.
+
+        ``qc_reasons`` are joined by ``; ``, the channels by ``+``.
+        """
         return {
             **self.indices.to_row(),
             "qc_flag": self.qc_flag,
             "qc_reasons": "; ".join(self.qc_reasons),
             "tta_disagreement": self.tta_disagreement,
+            "bundle": self.bundle,
+            "channels": "+".join(self.channels),
         }
 
 
@@ -214,6 +229,10 @@ class Predictor:
         """The scan's head box (when :attr:`crop`) and model grid."""
         return ModelView.of(scan.pet, scan.affine, self.config.spacing_mm, crop=self.crop)
 
+    def given_channels(self, scan: ScanInput) -> tuple[str, ...]:
+        """The bundle's channels that ``scan`` comes with, in the bundle's order."""
+        return tuple(c for c in self.config.channels if getattr(scan, c) is not None)
+
     def model_input(
         self, scan: ScanInput, view: ModelView | None = None
     ) -> tuple[torch.Tensor, ModelView]:
@@ -223,11 +242,10 @@ class Predictor:
         zeros, its value after preprocessing, as it was blanked in training.
         """
         view = view or self.view(scan)
-        arrays = {"pet": scan.pet, "flair": scan.flair}
-        given = [c for c in self.config.channels if arrays[c] is not None]
+        given = self.given_channels(scan)
         images = {}
         for channel in given:
-            volume = view.to_model(arrays[channel].astype(np.float32), 1)
+            volume = view.to_model(getattr(scan, channel).astype(np.float32), 1)
             images[channel] = tio.ScalarImage(
                 tensor=torch.from_numpy(volume[None]), affine=view.affine
             )
@@ -280,7 +298,8 @@ class Predictor:
             )
         if "flair" in self.config.channels and flair is None:
             log.warning("no FLAIR given: the PET + FLAIR model runs on PET alone (trained for "
-                        "it with FLAIR dropout, but less accurate than with FLAIR)")  # fmt: skip
+                        "it with FLAIR dropout, but less accurate than with FLAIR or than a "
+                        "PET-only bundle given beside it)")  # fmt: skip
         scan = load_scan(
             pet, self.input_spec, affine, dynamic=dynamic, sidecar=sidecar, flair=flair,
             pet_sidecar=pet_sidecar, stem=participant_id if isinstance(pet, np.ndarray) else None,
@@ -318,7 +337,7 @@ class Predictor:
             return self._unanalysable(scan, labels, box, pid, preset, [reason], maps)
         zooms = tuple(float(z) for z in voxel_sizes(scan.affine))
         labelled_ml = float((labels > 0).sum() * np.prod(zooms)) / 1000.0
-        pet_alone = scan.flair is None or "flair" not in self.config.channels
+        pet_alone = "flair" not in self.given_channels(scan)
         findings = (
             striatum_contact_reason(scan.pet, labels),
             striatum_stray_reason(labels),
@@ -333,7 +352,8 @@ class Predictor:
         return Prediction(
             labels=labels, affine=scan.affine, pet=scan.pet, indices=indices,
             qc_flag=bool(reasons), qc_reasons=tuple(reasons), tta_disagreement=disagreement,
-            probabilities=maps, stem=scan.stem, crop=box,
+            probabilities=maps, stem=scan.stem, crop=box, bundle=str(self.bundle.path),
+            channels=self.given_channels(scan),
         )  # fmt: skip
 
     def decide(
@@ -383,4 +403,5 @@ class Predictor:
             labels=labels, affine=scan.affine, pet=scan.pet, qc_flag=True,
             indices=unanalysable_indices(pid, name, reasons[0].split()[0]),
             qc_reasons=tuple(reasons), probabilities=maps, stem=scan.stem, crop=box,
+            bundle=str(self.bundle.path), channels=self.given_channels(scan),
         )  # fmt: skip

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fdopa.export.bundle import Bundle, write_bundle
+from fdopa.export.bundle import Bundle, read_bundle, write_bundle
 from fdopa.export.bundle_config import BundleConfig
 from fdopa.export.metadata import build_metadata
 
@@ -46,6 +46,20 @@ def write_tiny_bundle(out: Path, seed: int = 0, **changes) -> tuple[Bundle, torc
     training = {"n_train": 0, "tumour_ml_range": TINY_TUMOUR_RANGE}
     metadata = build_metadata(config, training=training, validation={})
     return write_bundle(out, net, config, metadata), net
+
+
+def write_flair_bundle(out: Path, dropout: dict[str, float]) -> Bundle:
+    """A PET + FLAIR bundle of the tiny network (FLAIR ``dropout`` in training; TTA and a
+    post-processing on), read back from disk."""
+    config = tiny_config(
+        channels=("pet", "flair"), network={**TINY_NETWORK, "in_channels": 2},
+        channel_dropout=dropout, tta=True,
+        postprocess={"min_tumour_ml": 0.5, "tumour_threshold": 0.7},
+    )  # fmt: skip
+    training = {"n_train": 0, "tumour_ml_range": TINY_TUMOUR_RANGE}
+    write_bundle(out, config.build_network(), config, build_metadata(config, training=training,
+                 validation={}))  # fmt: skip
+    return read_bundle(out)
 
 
 def train_overrides(cohort: Path, root: Path) -> list[str]:

@@ -7,7 +7,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from export_helpers import TINY_TUMOUR_RANGE, dice, write_tiny_bundle
+from export_helpers import TINY_TUMOUR_RANGE, dice, write_flair_bundle, write_tiny_bundle
 from nibabel.processing import resample_from_to
 
 from fdopa.export.inputs import load_scan
@@ -260,23 +260,6 @@ def test_bad_input_raises_a_clear_error(paediatric_cohort, tiny_predictor, tmp_p
     assert problem in raised.value.problem
 
 
-def _flair_bundle(out, dropout):
-    from export_helpers import TINY_NETWORK, tiny_config
-
-    from fdopa.export.bundle import read_bundle, write_bundle
-    from fdopa.export.metadata import build_metadata
-
-    config = tiny_config(
-        channels=("pet", "flair"), network={**TINY_NETWORK, "in_channels": 2},
-        channel_dropout=dropout, tta=True,
-        postprocess={"min_tumour_ml": 0.5, "tumour_threshold": 0.7},
-    )  # fmt: skip
-    training = {"n_train": 0, "tumour_ml_range": TINY_TUMOUR_RANGE}
-    write_bundle(out, config.build_network(), config, build_metadata(config, training=training,
-                 validation={}))  # fmt: skip
-    return read_bundle(out)
-
-
 def test_the_pet_alone_rule_runs_only_when_the_network_saw_no_flair(
     paediatric_cohort, tiny_predictor, tmp_path, monkeypatch
 ):
@@ -291,7 +274,7 @@ def test_the_pet_alone_rule_runs_only_when_the_network_saw_no_flair(
     monkeypatch.setattr(predictor_module, "pet_alone_reason", rule)
     paths = SubjectPaths(paediatric_cohort, "sub-pd001")
     zooms = tuple(float(z) for z in nib.load(paths.static_pet).header.get_zooms()[:3])
-    predictor = Predictor(_flair_bundle(tmp_path / "dropout", {"flair": 0.3}))
+    predictor = Predictor(write_flair_bundle(tmp_path / "dropout", {"flair": 0.3}))
     assert (
         "tumour_not_above_brain (test)"
         not in predictor.predict(paths.static_pet, flair=paths.flair).qc_reasons
@@ -319,7 +302,7 @@ def test_the_striatum_stray_rule_is_asked_with_and_without_flair(
 
     monkeypatch.setattr(predictor_module, "striatum_stray_reason", rule)
     paths = SubjectPaths(paediatric_cohort, "sub-pd001")
-    predictor = Predictor(_flair_bundle(tmp_path / "dropout", {"flair": 0.3}))
+    predictor = Predictor(write_flair_bundle(tmp_path / "dropout", {"flair": 0.3}))
     for flair in (paths.flair, None):
         prediction = predictor.predict(paths.static_pet, flair=flair)
         assert "striatum_stray (test)" in prediction.qc_reasons
@@ -333,12 +316,12 @@ def test_flair_is_optional_only_for_a_bundle_trained_with_flair_dropout(
     from fdopa.models.postprocess import PostProcess
 
     paths = SubjectPaths(paediatric_cohort, "sub-pd001")
-    strict = Predictor(_flair_bundle(tmp_path / "strict", {}))
+    strict = Predictor(write_flair_bundle(tmp_path / "strict", {}))
     assert strict.required_channels == ("pet", "flair")
     with pytest.raises(ValueError, match="flair"):
         strict.predict(paths.static_pet)
 
-    bundle = _flair_bundle(tmp_path / "dropout", {"flair": 0.3})
+    bundle = write_flair_bundle(tmp_path / "dropout", {"flair": 0.3})
     assert bundle.config.channel_dropout == {"flair": 0.3}  # read back from config.json
     predictor = Predictor(bundle)
     assert predictor.required_channels == ("pet",)
