@@ -78,12 +78,8 @@ class BundleChoice:
         """
         given = set(given)
         usable = [p for p in self.predictors if set(p.required_channels) <= given]
-        if not usable:  # one bundle that needs a FLAIR (two such are refused)
-            missing = sorted(set(self.predictors[0].required_channels) - given)
-            raise ValueError(
-                f"{', '.join(missing)}: the bundle was trained with a "
-                f"{' and '.join(missing).upper()} channel (without dropout); give one"
-            )
+        if not usable:  # one bundle that needs a FLAIR (two such are refused): its refusal
+            self.predictors[0].require(given)
         # max() keeps the first of equals: ties go to the bundle given first
         return max(usable, key=lambda p: (len(given & set(p.config.channels)),
                                           -len(set(p.config.channels) - given)))  # fmt: skip

@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -229,6 +229,22 @@ class Predictor:
         """The scan's head box (when :attr:`crop`) and model grid."""
         return ModelView.of(scan.pet, scan.affine, self.config.spacing_mm, crop=self.crop)
 
+    def require(self, given: Collection[str]) -> None:
+        """Refuse a scan that comes without a channel the bundle cannot do without.
+
+        Args:
+            given: The channels the scan comes with.
+
+        Raises:
+            ValueError: Naming the missing channel (one of :attr:`required_channels`).
+        """
+        missing = "/".join(c for c in self.required_channels if c not in given)
+        if missing:
+            raise ValueError(
+                f"{missing}: the bundle was trained with a {missing.upper()} channel (without "
+                f"{missing.upper()} dropout); give one"
+            )
+
     def given_channels(self, scan: ScanInput) -> tuple[str, ...]:
         """The bundle's channels that ``scan`` comes with, in the bundle's order."""
         return tuple(c for c in self.config.channels if getattr(scan, c) is not None)
@@ -291,11 +307,7 @@ class Predictor:
             FileNotFoundError: If an input file is missing.
             ValueError: If the bundle needs a FLAIR channel and none is given.
         """
-        if "flair" in self.required_channels and flair is None:
-            raise ValueError(
-                "flair: the bundle was trained with a FLAIR channel (without FLAIR dropout); "
-                "give one"
-            )
+        self.require({"pet"} if flair is None else {"pet", "flair"})
         if "flair" in self.config.channels and flair is None:
             log.warning("no FLAIR given: the PET + FLAIR model runs on PET alone (trained for "
                         "it with FLAIR dropout, but less accurate than with FLAIR or than a "
