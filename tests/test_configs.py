@@ -145,12 +145,19 @@ def test_trainer_is_gpu_ready_but_cpu_safe(tmp_path):
     assert trainer.max_epochs == cfg.trainer.max_epochs
 
 
-def test_the_recipe_trains_on_pet_and_flair_with_flair_dropout(tmp_path):
+def test_the_recipe_trains_on_pet_and_flair_and_the_pet_only_pair_on_pet(tmp_path):
     for experiment in ("pretrain", "finetune", "scratch"):
         cfg = compose_train([f"+experiment={experiment}"], output_dir=tmp_path)
         assert list(cfg.data.channels) == ["pet", "flair"]
-        assert 0 < cfg.data.channel_dropout.flair < 1
-    assert compose_train([], output_dir=tmp_path).data.channel_dropout is None
+        assert cfg.data.channel_dropout is None  # the FLAIR required
+    pretrain = compose_train(["+experiment=pretrain"], output_dir=tmp_path)
+    pet = compose_train(["+experiment=pretrain_pet"], output_dir=tmp_path)
+    pet_ft = compose_train(["+experiment=finetune_pet"], output_dir=tmp_path)
+    assert list(pet.data.channels) == list(pet_ft.data.channels) == ["pet"]
+    # The PET-only adult checkpoint is its own file: publishing it leaves the PET + FLAIR one.
+    assert pet.publish_checkpoint == pet_ft.finetune.pretrained == pet.paths.pretrained_pet_ckpt
+    assert pet.publish_checkpoint != pretrain.publish_checkpoint
+    assert pet.data.synth.cohort == "adult" and pet_ft.data.synth.cohort == "paediatric"
 
 
 def test_mixed_data_is_its_own_cohort_on_the_model_grid(tmp_path):
