@@ -242,7 +242,9 @@ class Predictor:
         if missing:
             raise ValueError(
                 f"{missing}: the bundle was trained with a {missing.upper()} channel (without "
-                f"{missing.upper()} dropout); give one"
+                f"{missing.upper()} dropout); give one, or a PET-only bundle beside this one "
+                "(--bundle twice; python train.py +experiment=pretrain_pet, then "
+                "+experiment=finetune_pet)"
             )
 
     def given_channels(self, scan: ScanInput) -> tuple[str, ...]:

@@ -110,4 +110,6 @@ def test_predict_cohort_with_two_bundles_routes_each_subject(
     strict = ["predict", "--bundle", str(bundles.strict.path), "--pet", pet,
               "--out", str(tmp_path / "strict")]  # fmt: skip
     assert main(strict) == 2
-    assert "flair: the bundle was trained with a FLAIR channel" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "flair: the bundle was trained with a FLAIR channel" in err
+    assert "+experiment=pretrain_pet" in err and len(err.strip().splitlines()) == 1
