@@ -146,17 +146,16 @@ def test_trainer_is_gpu_ready_but_cpu_safe(tmp_path):
 
 
 def test_the_recipe_trains_on_pet_and_flair_and_the_pet_only_pair_on_pet(tmp_path):
-    for experiment in ("pretrain", "finetune", "scratch"):
-        cfg = compose_train([f"+experiment={experiment}"], output_dir=tmp_path)
-        assert list(cfg.data.channels) == ["pet", "flair"]
-        assert cfg.data.channel_dropout is None  # the FLAIR required
-    pretrain = compose_train(["+experiment=pretrain"], output_dir=tmp_path)
-    pet = compose_train(["+experiment=pretrain_pet"], output_dir=tmp_path)
-    pet_ft = compose_train(["+experiment=finetune_pet"], output_dir=tmp_path)
+    names = ("pretrain", "finetune", "scratch", "pretrain_pet", "finetune_pet")
+    cfg = {name: compose_train([f"+experiment={name}"], output_dir=tmp_path) for name in names}
+    for name in ("pretrain", "finetune", "scratch"):
+        assert list(cfg[name].data.channels) == ["pet", "flair"]
+        assert cfg[name].data.channel_dropout is None  # the FLAIR required
+    pet, pet_ft = cfg["pretrain_pet"], cfg["finetune_pet"]
     assert list(pet.data.channels) == list(pet_ft.data.channels) == ["pet"]
     # The PET-only adult checkpoint is its own file: publishing it leaves the PET + FLAIR one.
     assert pet.publish_checkpoint == pet_ft.finetune.pretrained == pet.paths.pretrained_pet_ckpt
-    assert pet.publish_checkpoint != pretrain.publish_checkpoint
+    assert pet.publish_checkpoint != cfg["pretrain"].publish_checkpoint
     assert pet.data.synth.cohort == "adult" and pet_ft.data.synth.cohort == "paediatric"
 
 
