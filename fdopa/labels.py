@@ -9,8 +9,8 @@ value name        meaning
 3     tumour      metabolic tumour volume (the lesion as seen on PET)
 ====  ==========  ==================================================================
 
-The network predicts all four. This module is the one home of the values, names, meanings and
-display colours; it imports numpy only.
+The network predicts all four. This module is the one home of the values, names, meanings,
+display colours and the connectivity of a region's parts; it imports numpy only.
 
 Examples:
     >>> LABEL_NAMES[TUMOUR], NUM_LABELS, FOREGROUND
@@ -24,6 +24,7 @@ import numpy as np
 __all__ = [
     "BACKGROUND",
     "BRAIN",
+    "CONNECTIVITY",
     "FOREGROUND",
     "LABEL_COLOURS",
     "LABEL_MEANINGS",
@@ -50,6 +51,10 @@ LABEL_MEANINGS: tuple[str, ...] = (
     "metabolic tumour volume (the lesion as seen on PET)",
 )
 """What each label holds, indexed by its value (written into bundles)."""
+
+CONNECTIVITY: np.ndarray = np.ones((3, 3, 3), dtype=bool)
+"""Structuring element of a region's connected parts: 26-connectivity, so voxels that touch at a
+corner are one part (post-processing's components, QC's striatum parts)."""
 
 NUM_LABELS = len(LABEL_VALUES)
 """Number of labels, background included: the network's output classes."""

@@ -32,7 +32,7 @@ from scipy import ndimage
 from fdopa.kinetics import INDEX_KEYS, TAC_REGIONS, IndexResult
 from fdopa.kinetics.regions import bounding_box
 from fdopa.kinetics.static import suv_peak_fft
-from fdopa.labels import BRAIN, STRIATUM, TUMOUR, label_rgb
+from fdopa.labels import BRAIN, CONNECTIVITY, STRIATUM, TUMOUR, label_rgb
 
 if TYPE_CHECKING:  # the predictor imports torch; the hospital QC pictures do not need it
     from fdopa.export.predictor import Prediction
@@ -143,7 +143,7 @@ def striatum_stray_reason(labels: np.ndarray) -> str | None:
     if box is None:
         return None
     striatum = labels[box] == STRIATUM
-    parts, count = ndimage.label(striatum, structure=np.ones((3, 3, 3), bool))
+    parts, count = ndimage.label(striatum, structure=CONNECTIVITY)
     if count <= 2:
         return None
     sizes = np.sort(np.bincount(parts.ravel())[1:])

@@ -25,11 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from fdopa.labels import BRAIN, TUMOUR
+from fdopa.labels import BRAIN, CONNECTIVITY, TUMOUR
 
 __all__ = ["PostProcess", "labels_from_probabilities", "postprocess_labels"]
-
-_FULL = np.ones((3, 3, 3), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -118,13 +116,13 @@ def postprocess_labels(labels: np.ndarray, voxel_ml: float, rules: PostProcess) 
     """
     out = np.array(labels, copy=True)
     if rules.keep_brain_component:
-        components, n = ndimage.label(out > 0, structure=_FULL)
+        components, n = ndimage.label(out > 0, structure=CONNECTIVITY)
         if n > 1:
             sizes = np.bincount(components.ravel())
             sizes[0] = 0
             out[components != int(np.argmax(sizes))] = 0
     if rules.min_tumour_ml > 0:
-        components, n = ndimage.label(out == TUMOUR, structure=_FULL)
+        components, n = ndimage.label(out == TUMOUR, structure=CONNECTIVITY)
         if n > 1:
             sizes = np.bincount(components.ravel())[1:]
             small = np.flatnonzero(sizes * voxel_ml < rules.min_tumour_ml) + 1
