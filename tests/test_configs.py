@@ -153,6 +153,8 @@ def test_the_recipe_trains_on_pet_and_flair_and_the_pet_only_pair_on_pet(tmp_pat
         assert cfg[name].data.channel_dropout is None  # the FLAIR required
     for name in names:  # both stages, and the PET-only pair, on batches of 2 patches
         assert cfg[name].data.batch_size == 2
+    two_mm = compose_train(["+experiment=finetune", "data=standard"], output_dir=tmp_path)
+    assert two_mm.data.batch_size == 4  # the 2 mm grid keeps 4 patches of 64³
     pet, pet_ft = cfg["pretrain_pet"], cfg["finetune_pet"]
     assert list(pet.data.channels) == list(pet_ft.data.channels) == ["pet"]
     # The PET-only adult checkpoint is its own file: publishing it leaves the PET + FLAIR one.
