@@ -151,16 +151,20 @@ def test_the_recipe_trains_on_pet_and_flair_and_the_pet_only_pair_on_pet(tmp_pat
     for name in ("pretrain", "finetune", "scratch"):
         assert list(cfg[name].data.channels) == ["pet", "flair"]
         assert cfg[name].data.channel_dropout is None  # the FLAIR required
-    for name in names:  # both stages, and the PET-only pair, on batches of 2 patches
-        assert cfg[name].data.batch_size == 2
-    two_mm = compose_train(["+experiment=finetune", "data=standard"], output_dir=tmp_path)
-    assert two_mm.data.batch_size == 4  # the 2 mm grid keeps 4 patches of 64³
     pet, pet_ft = cfg["pretrain_pet"], cfg["finetune_pet"]
     assert list(pet.data.channels) == list(pet_ft.data.channels) == ["pet"]
     # The PET-only adult checkpoint is its own file: publishing it leaves the PET + FLAIR one.
     assert pet.publish_checkpoint == pet_ft.finetune.pretrained == pet.paths.pretrained_pet_ckpt
     assert pet.publish_checkpoint != cfg["pretrain"].publish_checkpoint
     assert pet.data.synth.cohort == "adult" and pet_ft.data.synth.cohort == "paediatric"
+
+
+def test_the_4mm_grid_trains_on_batches_of_2_and_the_2mm_grid_on_4(tmp_path):
+    for name in ("pretrain", "finetune", "scratch", "pretrain_pet", "finetune_pet"):
+        cfg = compose_train([f"+experiment={name}"], output_dir=tmp_path)
+        assert cfg.data.patch_size == [32, 32, 32] and cfg.data.batch_size == 2
+    two_mm = compose_train(["+experiment=finetune", "data=standard"], output_dir=tmp_path)
+    assert two_mm.data.patch_size == [64, 64, 64] and two_mm.data.batch_size == 4
 
 
 def test_mixed_data_is_its_own_cohort_on_the_model_grid(tmp_path):

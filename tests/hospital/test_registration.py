@@ -34,10 +34,11 @@ def test_rigid_registration_recovers_a_known_shift_the_same_way_every_run():
     first = register_rigid(image, fixed_affine, image, moving_affine)
     time.sleep(1.1)  # a draw seeded from the wall clock would now differ
     second = register_rigid(image, fixed_affine, image, moving_affine)
-    # Same draw, same path: equal to rounding (ITK's threaded sums), where a draw seeded from
-    # the wall clock moved the rotation by 1e-3 rad and the shift by 0.02 mm.
+    # Same draw, same path: equal to the rounding of ITK's threaded sums (up to 1.2e-8 seen in
+    # CI), where a draw seeded from the wall clock moved the rotation by 1e-3 rad and the shift
+    # by 0.02 mm.
     np.testing.assert_allclose(
-        first.transform.GetParameters(), second.transform.GetParameters(), rtol=0, atol=1e-9
+        first.transform.GetParameters(), second.transform.GetParameters(), rtol=0, atol=1e-6
     )
     # Fixed world → moving world: the point p of the PET is the FLAIR's p + SHIFT_MM.
     np.testing.assert_allclose(first.matrix[:3, 3], SHIFT_MM, atol=0.3)
