@@ -145,9 +145,15 @@ def test_trainer_is_gpu_ready_but_cpu_safe(tmp_path):
     assert trainer.max_epochs == cfg.trainer.max_epochs
 
 
+RECIPE_EXPERIMENTS = ("pretrain", "finetune", "scratch", "pretrain_pet", "finetune_pet")
+"""The recipe's experiments on the 4 mm grid: both stages, the control and the PET-only pair."""
+
+
 def test_the_recipe_trains_on_pet_and_flair_and_the_pet_only_pair_on_pet(tmp_path):
-    names = ("pretrain", "finetune", "scratch", "pretrain_pet", "finetune_pet")
-    cfg = {name: compose_train([f"+experiment={name}"], output_dir=tmp_path) for name in names}
+    cfg = {
+        name: compose_train([f"+experiment={name}"], output_dir=tmp_path)
+        for name in RECIPE_EXPERIMENTS
+    }
     for name in ("pretrain", "finetune", "scratch"):
         assert list(cfg[name].data.channels) == ["pet", "flair"]
         assert cfg[name].data.channel_dropout is None  # the FLAIR required
@@ -160,7 +166,7 @@ def test_the_recipe_trains_on_pet_and_flair_and_the_pet_only_pair_on_pet(tmp_pat
 
 
 def test_the_4mm_grid_trains_on_batches_of_2_and_the_2mm_grid_on_4(tmp_path):
-    for name in ("pretrain", "finetune", "scratch", "pretrain_pet", "finetune_pet"):
+    for name in RECIPE_EXPERIMENTS:
         cfg = compose_train([f"+experiment={name}"], output_dir=tmp_path)
         assert cfg.data.patch_size == [32, 32, 32] and cfg.data.batch_size == 2
     two_mm = compose_train(["+experiment=finetune", "data=standard"], output_dir=tmp_path)
