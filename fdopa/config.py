@@ -56,7 +56,7 @@ def compose_train(
 
 # --- validation of the composed training config ------------------------------------------
 
-_NORMALISATIONS = ("suv", "zscore", "none")
+_NORMALISATIONS = ("suv", "zscore", "brain_ratio", "none")
 
 
 def _integer(minimum: int | None = None, *, unlimited: bool = False) -> Callable:

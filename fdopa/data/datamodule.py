@@ -149,7 +149,7 @@ class FdopaDataModule(L.LightningDataModule):
             :data:`DEFAULT_LABEL_PROBABILITIES`).
         batch_size: Training batch size (validation and test use 1).
         num_workers: Worker processes loading and transforming subjects.
-        normalisation: PET normalisation, ``suv``, ``zscore`` or ``none``.
+        normalisation: PET normalisation, ``suv``, ``zscore``, ``brain_ratio`` or ``none``.
         suv_scale: SUV mapped to 1 by the ``suv`` normalisation.
         augment: Training augmentation (applied after preprocessing), or ``None``.
         run_dir: Directory that receives ``splits.csv``, or ``None``.

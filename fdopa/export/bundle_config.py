@@ -53,7 +53,7 @@ class BundleConfig:
         builder: Key of :data:`BUILDERS` that builds the network.
         network: Keyword arguments of the builder (``in_channels``, ``classes``, ...).
         channels: Input channels in order (``pet``, optionally ``flair``).
-        normalisation: PET normalisation (``suv``, ``zscore``, ``none``).
+        normalisation: PET normalisation (``suv``, ``zscore``, ``brain_ratio``, ``none``).
         suv_scale: SUV mapped to 1 by the ``suv`` normalisation.
         spacing_mm: Voxel size (mm) of the training data along the RAS axes.
         patch_size: Sliding-window patch (voxels).

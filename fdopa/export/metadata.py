@@ -60,12 +60,13 @@ def package_versions() -> dict[str, str | None]:
 def input_spec(config: BundleConfig) -> dict[str, Any]:
     """The input contract of a model: what :class:`~fdopa.export.Predictor` checks.
 
-    ``units`` is ``g/mL`` (SUV, body weight) for the ``suv`` and ``zscore`` normalisations: the
-    first feeds the network an absolute scale, and with both the indices are reported in SUV and
-    QC checks the SUV scale (a scan in Bq/mL is converted with its sidecar's dose and weight;
-    z-scores are the same from either). ``none`` accepts any consistent units (``units`` None).
+    ``units`` is ``g/mL`` (SUV, body weight) for the ``suv``, ``zscore`` and ``brain_ratio``
+    normalisations: the first feeds the network an absolute scale, and with all three the
+    indices are reported in SUV and QC checks the SUV scale (a scan in Bq/mL is converted with
+    its sidecar's dose and weight; z-scores and ratios are the same from either). ``none``
+    accepts any consistent units (``units`` None).
     """
-    suv = config.normalisation in ("suv", "zscore")
+    suv = config.normalisation in ("suv", "zscore", "brain_ratio")
     return {
         "modality": MODALITY,
         "tracer": TRACER,

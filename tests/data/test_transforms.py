@@ -194,6 +194,45 @@ def test_zscore_normalisation_over_foreground():
     assert abs(out[mask].mean()) < 1e-5 and abs(out[mask].std() - 1) < 1e-5
 
 
+def test_brain_ratio_normalisation_over_foreground():
+    pet = torch.zeros(1, 12, 10, 8)
+    pet[..., 4:] = torch.arange(1.0, 1.0 + 12 * 10 * 4).reshape(1, 12, 10, 4)
+    out = build_preprocessing(("pet",), "brain_ratio")(subject(pet))["pet"].data
+    # foreground 121..480 as in the z-score test: its median is (300 + 301) / 2
+    median = 300.5
+    np.testing.assert_allclose(out.numpy(), (pet.numpy() / median - 1) * 3, rtol=1e-6, atol=1e-6)
+
+
+def test_a_hot_tumour_moves_the_brain_ratio_less_than_the_zscore():
+    # a brain of uptake 1 ± 0.3 in air, a striatum at 2, then a tumour at 5 over 4 % of it
+    rng = np.random.default_rng(0)
+    head = np.zeros((1, 30, 30, 30))
+    head[0, 5:25, 5:25, 5:25] = 1 + 0.3 * rng.standard_normal((20, 20, 20)).clip(-3, 3)
+    striatum = (0, slice(5, 11), slice(5, 11), 5)
+    head[striatum] = 2.0
+    hot = head.copy()
+    hot[0, 15:25, 15:25, 5:8] = 5.0
+
+    def striatum_value(image: np.ndarray, name: str) -> float:
+        out = build_preprocessing(("pet",), name)(subject(torch.tensor(image).float()))
+        return float(out["pet"].data[striatum].mean())
+
+    contrast = {
+        name: striatum_value(hot, name) / striatum_value(head, name)
+        for name in ("zscore", "brain_ratio")
+    }
+    # the tumour raises the mean and widens the SD: the striatum's z falls to a third; the
+    # median moves by about half the tumour's share over the density at it (0.019 / 1.33),
+    # 1.4 %, which (2 / m - 1) turns into 3 %
+    assert contrast["zscore"] < 0.5
+    assert abs(contrast["brain_ratio"] - 1) < 0.05
+
+
+def test_brain_ratio_refuses_an_image_without_uptake():
+    with pytest.raises(RuntimeError, match="brain_ratio: no uptake"):
+        build_preprocessing(("pet",), "brain_ratio")(subject(-torch.ones(1, 12, 10, 8)))
+
+
 def test_none_normalisation_and_flair_zscore():
     original = subject()
     out = build_preprocessing(("pet", "flair"), "none")(original)
