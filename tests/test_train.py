@@ -73,12 +73,12 @@ def test_pretrain_publishes_a_checkpoint_that_finetune_loads(paediatric_cohort, 
         assert torch.equal(value, state[key]), key
     # the recipe's PET scaling travels with the checkpoint; another one is refused at once
     saved = torch.load(published, map_location="cpu", weights_only=True)["hyper_parameters"]
-    assert saved["pet_scaling"] == {"normalisation": "zscore"}
+    assert saved["pet_scaling"] == {"normalisation": "brain_ratio"}
     suv = compose_train(
         _overrides(paediatric_cohort, tmp_path, "+experiment=finetune", "data.normalisation=suv"),
         output_dir=tmp_path / "suv",
     )
-    with pytest.raises(ValueError, match=r"data\.normalisation=zscore, this run uses data\.nor"):
+    with pytest.raises(ValueError, match=r"data\.normalisation=brain_ratio, this run uses data\.n"):
         build(suv)
     value = train(cfg)
     assert value is not None and 0.0 <= value <= 1.0

@@ -186,11 +186,12 @@ def test_qc_flags_volume_outside_training_range_missing_regions_and_tta_disagree
 SIDECAR = {"Modality": "PT", "TracerName": "FDOPA", "Units": "g/mL"}
 
 
-def test_zscore_bundles_keep_the_suv_contract(paediatric_cohort, tmp_path):
-    """A z-scoring network is blind to the PET's scale, but the indices are reported in SUV and
-    QC checks the SUV scale: a Bq/mL scan is converted with its dose and weight, a scan in
-    counts is refused, and an image 1000× too hot is not analysed."""
-    bundle, _ = write_tiny_bundle(tmp_path / "zscore", normalisation="zscore")
+@pytest.mark.parametrize("normalisation", ["zscore", "brain_ratio"])
+def test_scale_blind_bundles_keep_the_suv_contract(paediatric_cohort, tmp_path, normalisation):
+    """A network fed z-scores or ratios to the brain is blind to the PET's scale, but the
+    indices are reported in SUV and QC checks the SUV scale: a Bq/mL scan is converted with its
+    dose and weight, a scan in counts is refused, and an image 1000× too hot is not analysed."""
+    bundle, _ = write_tiny_bundle(tmp_path / normalisation, normalisation=normalisation)
     spec = bundle.metadata["input"]
     assert spec["units"] == "g/mL"
     image = nib.load(SubjectPaths(paediatric_cohort, "sub-pd001").static_pet)
