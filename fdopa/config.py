@@ -56,8 +56,6 @@ def compose_train(
 
 # --- validation of the composed training config ------------------------------------------
 
-_NORMALISATIONS = ("suv", "zscore", "brain_ratio", "none")
-
 
 def _integer(minimum: int | None = None, *, unlimited: bool = False) -> Callable:
     """Check for an integer ≥ ``minimum``; ``unlimited`` also accepts -1 and null."""
@@ -88,14 +86,16 @@ def _number(low: float, high: float | None = None, *, low_open: bool = False) ->
     return check
 
 
-def _choice(*choices: str) -> Callable[[Any], str | None]:
-    return lambda value: None if value in choices else f"one of {list(choices)}"
-
-
 def _sizes(value: Any) -> str | None:
     ok = isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 3
     ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
     return None if ok else "a list of 3 integers ≥ 1, e.g. [32, 32, 32]"
+
+
+def _normalisation(value: Any) -> str | None:
+    from fdopa.data.transforms import NORMALISATIONS
+
+    return None if value in NORMALISATIONS else f"one of {list(NORMALISATIONS)}"
 
 
 def _channels(value: Any) -> str | None:
@@ -144,7 +144,7 @@ TRAIN_SCHEMA: dict[str, Callable[[Any], str | None]] = {
     "data.patch_size": _sizes,
     "data.samples_per_volume": _integer(1),
     "data.queue_length": _integer(1),
-    "data.normalisation": _choice(*_NORMALISATIONS),
+    "data.normalisation": _normalisation,
     "data.suv_scale": _number(0, low_open=True),
     "data.synth_jobs": _jobs,
     "data_only": _boolean,
