@@ -317,7 +317,7 @@ class FdopaDataModule(L.LightningDataModule):
             if self.normalisation == "suv" and subject.pet_units not in (None, *SUV_UNITS):
                 raise ValueError(
                     f"{subject.static_pet}: sidecar Units {subject.pet_units!r} is not SUV; "
-                    f"normalisation 'suv' needs one of {sorted(SUV_UNITS)} (or use 'zscore')"
+                    f"normalisation 'suv' needs one of {sorted(SUV_UNITS)} (or use 'brain_ratio')"
                 )
             if self.spacing_mm is None and any(
                 p > n for p, n in zip(self.patch_size, subject.shape, strict=True)
