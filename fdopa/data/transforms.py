@@ -10,7 +10,7 @@ intensity scaling, a change of one region's uptake, and the blanking of whole ch
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -31,9 +31,9 @@ NORMALISATIONS: tuple[str, ...] = ("suv", "zscore", "brain_ratio", "none")
 DEFAULT_SUV_SCALE = 3.0
 #: Sidecar ``Units`` values that mean SUV (body weight) — what the ``suv`` normalisation needs.
 SUV_UNITS: frozenset[str] = frozenset({"g/mL", "g/ml", "SUV", "SUVbw"})
-#: Gain of the ``brain_ratio`` normalisation: the healthy brain's uptake spreads by about a
-#: third of its median (SD / median 0.28–0.40 in FDOPA brains), so the ratio less 1, times 3,
-#: spans what a z-score does.
+#: Gain of the ``brain_ratio`` normalisation: the brain's uptake spreads by about a third of
+#: its level (SD over mean 0.32–0.37, interquartile range over 96 synthetic children), so the
+#: ratio less 1, times 3, spans what a z-score does.
 BRAIN_RATIO_GAIN = 3.0
 
 
@@ -73,7 +73,12 @@ class BrainRatio(NormalizationTransform):
         ([3.0, 9.0], 0.0, -3.0)
     """
 
-    def __init__(self, gain: float = BRAIN_RATIO_GAIN, masking_method=foreground, **kwargs) -> None:
+    def __init__(
+        self,
+        gain: float = BRAIN_RATIO_GAIN,
+        masking_method: Callable[[torch.Tensor], torch.Tensor] = foreground,
+        **kwargs,
+    ) -> None:
         super().__init__(masking_method=masking_method, **kwargs)
         if not gain > 0:
             raise ValueError(f"gain: must be positive, got {gain}")
