@@ -93,7 +93,7 @@ def _sizes(value: Any) -> str | None:
 
 
 def _normalisation(value: Any) -> str | None:
-    from fdopa.data.transforms import NORMALISATIONS
+    from fdopa.data.scaling import NORMALISATIONS
 
     return None if value in NORMALISATIONS else f"one of {list(NORMALISATIONS)}"
 

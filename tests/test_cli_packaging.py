@@ -136,6 +136,22 @@ def test_predict_without_torch_names_the_extra(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_train_without_torch_checks_the_config_first_then_names_the_extra(tmp_path):
+    # Hydra composes the config; everything else of the train extra is missing. The config
+    # check (data.normalisation among the keys) must not need torch.
+    absent = tuple(name for name in TRAIN_EXTRA if name != "hydra")
+    typo = _fdopa(["train", "data.normalisation=suvr", f"paths.root_dir={tmp_path}"], tmp_path,
+                  absent)  # fmt: skip
+    assert typo.returncode == 2, typo.stderr
+    assert typo.stderr.strip().startswith("fdopa train: error: data.normalisation: expected one")
+    done = _fdopa(["train", f"paths.root_dir={tmp_path}"], tmp_path, absent)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "fdopa train: error: torch is not installed: pip install 'fdopa[train]'"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_train_with_the_wandb_logger_without_wandb_names_the_extra(tmp_path):
     argv = ["train", "logger=wandb", f"paths.root_dir={tmp_path}"]
     done = _fdopa(argv, tmp_path, absent=("wandb",))

@@ -25,16 +25,11 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from fdopa.config import may_generate
 from fdopa.data.cohort import CohortSubject, load_cohort
+from fdopa.data.scaling import DEFAULT_SUV_SCALE, SUV_UNITS
 from fdopa.data.splits import make_folds, split, write_splits
 from fdopa.data.synthetic import SynthConfig, differing_options, generate_cohort
 from fdopa.data.synthetic.generate import DESCRIPTION
-from fdopa.data.transforms import (
-    DEFAULT_SUV_SCALE,
-    SUV_UNITS,
-    RandomChannelDropout,
-    build_preprocessing,
-    check_channels,
-)
+from fdopa.data.transforms import RandomChannelDropout, build_preprocessing, check_channels
 from fdopa.labels import BACKGROUND, BRAIN, LABEL_NAMES, STRIATUM, TUMOUR
 from fdopa.layout import LABELS_DIR
 

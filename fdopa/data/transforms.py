@@ -21,16 +21,11 @@ from torchio.transforms.intensity_transform import IntensityTransform
 from torchio.transforms.preprocessing.intensity import NormalizationTransform
 
 from fdopa.data.model_view import ToModelGrid
+from fdopa.data.scaling import DEFAULT_SUV_SCALE, NORMALISATIONS
 from fdopa.labels import BRAIN
 from fdopa.layout import CHANNELS
 from fdopa.physics import FWHM_TO_SIGMA
 
-#: Intensity normalisations of the PET channel, selected by name.
-NORMALISATIONS: tuple[str, ...] = ("suv", "zscore", "brain_ratio", "none")
-#: Default SUV scale of the ``suv`` normalisation: brain and tumour uptake become O(1).
-DEFAULT_SUV_SCALE = 3.0
-#: Sidecar ``Units`` values that mean SUV (body weight) — what the ``suv`` normalisation needs.
-SUV_UNITS: frozenset[str] = frozenset({"g/mL", "g/ml", "SUV", "SUVbw"})
 #: Gain of the ``brain_ratio`` normalisation: the brain's uptake spreads by about a third of
 #: its level (SD over mean 0.32–0.37, interquartile range over 96 synthetic children), so the
 #: ratio less 1, times 3, spans what a z-score does.

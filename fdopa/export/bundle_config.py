@@ -13,7 +13,8 @@ from typing import Any
 
 from torch import nn
 
-from fdopa.data.transforms import DEFAULT_SUV_SCALE, NORMALISATIONS, check_channels
+from fdopa.data.scaling import DEFAULT_SUV_SCALE, NORMALISATIONS
+from fdopa.data.transforms import check_channels
 from fdopa.labels import LABEL_NAMES
 from fdopa.models.inference import OVERLAP_MODES
 from fdopa.models.postprocess import PostProcess

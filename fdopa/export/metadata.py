@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fdopa import __version__
-from fdopa.data.transforms import SUV_UNITS
+from fdopa.data.scaling import SUV_UNITS
 from fdopa.export.bundle_config import FORMAT_VERSION, BundleConfig, BundleError
 from fdopa.labels import LABEL_MEANINGS, LABEL_NAMES
 
@@ -66,7 +66,7 @@ def input_spec(config: BundleConfig) -> dict[str, Any]:
     its sidecar's dose and weight; z-scores and ratios are the same from either). ``none``
     accepts any consistent units (``units`` None).
     """
-    suv = config.normalisation in ("suv", "zscore", "brain_ratio")
+    suv = config.normalisation != "none"
     return {
         "modality": MODALITY,
         "tracer": TRACER,

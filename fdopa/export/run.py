@@ -26,8 +26,8 @@ from nibabel.affines import voxel_sizes
 
 from fdopa.data.cohort import canonical_shape, load_cohort
 from fdopa.data.resample import SPACING_RTOL
+from fdopa.data.scaling import DEFAULT_SUV_SCALE
 from fdopa.data.splits import read_splits
-from fdopa.data.transforms import DEFAULT_SUV_SCALE
 from fdopa.export.bundle import Bundle, sha256, write_bundle
 from fdopa.export.bundle_config import BundleConfig, BundleError
 from fdopa.export.metadata import build_metadata
